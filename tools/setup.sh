@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Creates (or updates) the virtual environment at .venv in the repository root and installs
+# funcodec_lite into it in editable mode.  `--test` also installs the test extras (pytest, ruff and the
+# reference implementations the tests compare against: encodec, vector-quantize-pytorch).
+#
+# torchaudio is installed here rather than through setup.cfg: its wheels pin one exact torch version,
+# and the torch build this project runs on (2.13 CPU) is newer than the newest torchaudio release.  We
+# install the newest torchaudio without its dependencies and, when its compiled extension cannot load
+# against the installed torch, remove that extension: funcodec_lite only uses torchaudio's transforms
+# (mel filter banks, resampling), which are pure PyTorch and need no extension.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+log() { echo "[setup] $*" >&2; }
+quiet_pip() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+
+[ -x .venv/bin/python ] || { log "creating .venv"; python3 -m venv .venv; }
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  log "installing torch"
+  quiet_pip "torch==2.13.0" || true
+  .venv/bin/python -c "import torch" 2>/dev/null || quiet_pip torch
+fi
+if ! .venv/bin/python -c "import torchaudio.transforms" 2>/dev/null; then
+  tv=$(.venv/bin/python -c "import torch; print(torch.__version__.split('+')[0])")
+  log "installing torchaudio for torch $tv"
+  quiet_pip "torchaudio==$tv" || true
+  if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
+    quiet_pip --no-deps torchaudio
+    if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
+      site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+      log "torchaudio's compiled extension does not match torch $tv; using its pure-PyTorch transforms only"
+      rm -f "$site"/torchaudio/lib/*.so
+    fi
+  fi
+fi
+.venv/bin/python -c "import torchaudio.transforms, torchaudio.functional" \
+  || { log "torchaudio transforms unusable"; exit 1; }
+if [ "$want_test" = 1 ]; then
+  quiet_pip -e ".[test]"
+else
+  quiet_pip -e .
+fi
+.venv/bin/python -c "import funcodec_lite" || { log "funcodec_lite failed to import"; exit 1; }
+log "ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
