@@ -1,3 +1,7 @@
 """funcodec_lite: neural audio codecs (SEANet, FreqCodec) with residual vector quantisation."""
 
+from funcodec_lite.codec import Codec, CodecOutput
+from funcodec_lite.config import CodecConfig, ConfigError, list_presets
+
 __version__ = "0.1.0"
+__all__ = ["Codec", "CodecConfig", "CodecOutput", "ConfigError", "list_presets", "__version__"]

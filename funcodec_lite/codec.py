@@ -1,0 +1,228 @@
+"""The Codec model: domain transform → encoder → (semantic augmentation) → RVQ → decoder → inverse."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from funcodec_lite.audio.transforms import build_transform
+from funcodec_lite.config import CodecConfig, ConfigError
+from funcodec_lite.modules.conv import fold_weight_norm
+from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
+from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
+from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class CodecOutput:
+    """Result of ``Codec.forward``.
+
+    Attributes:
+        wav: reconstruction [B, C, T] (same length as the input).
+        codes: code indices [B, n_q, N].
+        commit_loss: the quantizer's commitment loss (scalar).
+        metrics: per-layer quantizer statistics.
+    """
+
+    wav: torch.Tensor
+    codes: torch.Tensor
+    commit_loss: torch.Tensor
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Codec(nn.Module):
+    """Neural audio codec: waveform ↔ discrete codes.
+
+    Args:
+        config: the whole model description (see ``CodecConfig``).
+
+    Shapes: waveforms are [B, C, T] at ``sample_rate``; codes are [B, n_q, N] with
+    N = ceil(T / samples_per_frame).
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        model, quantizer = config.model, config.quantizer
+        if quantizer.dim != model.dimension:
+            raise ConfigError(f"quantizer.dim ({quantizer.dim}) must equal model.dimension ({model.dimension})")
+        self.transform = build_transform(config.domain, config.stft)
+        self.semantic = (SemanticAugmentation(config.semantic, model.dimension)
+                         if config.semantic is not None else None)
+        decoder_dim = self.semantic.output_dim if self.semantic is not None else model.dimension
+        if config.arch == "seanet":
+            self.encoder: nn.Module = SEANetEncoder(config.channels, model)
+            self.decoder: nn.Module = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
+            self.samples_per_frame = model.hop_length
+        else:
+            self.encoder = FreqEncoder(model)
+            self.decoder = FreqDecoder(model, input_dim=decoder_dim)
+            self.samples_per_frame = config.stft.hop_length * model.time_stride
+        self.quantizer = ResidualVectorQuantizer(quantizer)
+
+    # ----------------------------------------------------------------------------------------------
+    # Properties a tokenizer user needs
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+        return self.sample_rate / self.samples_per_frame
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.quantizer.codebook_size
+
+    @property
+    def n_q(self) -> int:
+        """Number of codebooks in the quantizer (the most a caller can ask for)."""
+        return self.config.quantizer.n_q
+
+    def n_q_for_bandwidth(self, kbps: float) -> int:
+        """Codebooks that fit in ``kbps``: floor(kbps·1000 / (log2(codebook_size) · frame_rate))."""
+        return self.quantizer.n_q_for_bandwidth(kbps, self.frame_rate)
+
+    def bandwidth(self, n_q: int) -> float:
+        """Bit rate in kbps of ``n_q`` codebooks."""
+        return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
+
+    # ----------------------------------------------------------------------------------------------
+    def _resolve_n_q(self, n_q: int | None, bandwidth: float | None) -> int | None:
+        if n_q is not None and bandwidth is not None:
+            raise ValueError("give n_q or bandwidth, not both")
+        if bandwidth is not None:
+            return self.n_q_for_bandwidth(bandwidth)
+        if n_q is not None and not 1 <= n_q <= self.n_q:
+            raise ValueError(f"n_q must be in 1..{self.n_q}, got {n_q}")
+        return n_q
+
+    def _check_wav(self, wav: torch.Tensor) -> None:
+        if wav.dim() != 3 or wav.shape[1] != self.channels:
+            raise ValueError(f"expected a waveform [B, {self.channels}, T], got {tuple(wav.shape)}")
+
+    def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
+        """Continuous encoder output.
+
+        Args:
+            wav: [B, C, T].
+        Returns:
+            latent [B, D, N].
+        """
+        self._check_wav(wav)
+        return self.encoder(self.transform(wav))
+
+    def decode_latent(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Decoder path from (quantized) latent [B, D', N] to a waveform [B, C, length]."""
+        n_frames = latent.shape[-1]
+        full_length = n_frames * self.samples_per_frame
+        if self.config.arch == "seanet":
+            wav = self.decoder(latent)
+        else:
+            frames = n_frames * self.config.model.time_stride
+            wav = self.transform.inverse(self.decoder(latent, frames), (frames - 1) * self.config.stft.hop_length)
+            wav = nn.functional.pad(wav, (0, max(0, full_length - wav.shape[-1])))
+        return wav[..., : full_length if length is None else length]
+
+    def encode(self, wav: torch.Tensor, n_q: int | None = None, bandwidth: float | None = None,
+               semantic: torch.Tensor | None = None) -> torch.Tensor:
+        """Waveform → codes.
+
+        Args:
+            wav: [B, C, T] at ``sample_rate``.
+            n_q: codebooks to use (default: all); or ``bandwidth`` in kbps.
+            semantic: frame-aligned semantic features [B, T_s, D_s] or ids [B, T_s] when the model
+                has semantic augmentation in ``res`` mode (codes are of the acoustic minus semantic part).
+        Returns:
+            codes [B, n_q, N] (int64).
+        """
+        n_q = self._resolve_n_q(n_q, bandwidth) or self.n_q
+        latent = self.encode_latent(wav)
+        if self.semantic is not None:
+            latent = self.semantic.acoustic_residual(latent, semantic)
+        return self.quantizer.encode(latent, n_q)
+
+    def decode(self, codes: torch.Tensor, length: int | None = None,
+               semantic: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes → waveform.
+
+        Args:
+            codes: [B, n_q, N] with 1 ≤ n_q ≤ ``self.n_q``.
+            length: samples to return (default N · samples_per_frame).
+            semantic: the semantic features given to ``encode``, for models with semantic augmentation.
+        Returns:
+            wav [B, C, length].
+        """
+        if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.n_q:
+            raise ValueError(f"expected codes [B, 1..{self.n_q}, N], got {tuple(codes.shape)}")
+        latent = self.quantizer.decode(codes)
+        if self.semantic is not None:
+            latent = self.semantic.combine(latent, semantic)
+        return self.decode_latent(latent, length)
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None, bandwidth: float | None = None,
+                semantic: torch.Tensor | None = None) -> CodecOutput:
+        """Training/analysis pass: encode, quantize (with dropout in training), decode.
+
+        Args:
+            wav: [B, C, T].
+            n_q / bandwidth: fixed number of codebooks (honoured in train and eval mode); when None the
+                quantizer's dropout picks it in training and all codebooks are used in eval.
+            semantic: semantic features for models with semantic augmentation.
+        """
+        n_q = self._resolve_n_q(n_q, bandwidth)
+        latent = self.encode_latent(wav)
+        if self.semantic is not None:
+            quantized, result = self.semantic(latent, semantic, self.quantizer, n_q)
+        else:
+            result = self.quantizer(latent, n_q)
+            quantized = result.quantized
+        wav_hat = self.decode_latent(quantized, wav.shape[-1])
+        return CodecOutput(wav_hat, result.codes, result.commit_loss, result.metrics)
+
+    # ----------------------------------------------------------------------------------------------
+    def fold_weight_norm(self) -> int:
+        """Folds weight normalisation into plain weights for inference; returns the number folded."""
+        return fold_weight_norm(self)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Writes ``config.yaml`` and ``model.safetensors`` (no pickle) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        _atomic(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+        _atomic(directory / CONFIG_FILE, self.config.to_yaml)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
+        """Loads a model written by ``save_pretrained`` (eval mode)."""
+        directory = Path(directory)
+        model = cls(CodecConfig.from_yaml(directory / CONFIG_FILE))
+        state = load_file(str(directory / WEIGHTS_FILE), device=str(map_location))
+        if not any(".parametrizations.weight." in key for key in state):
+            model.fold_weight_norm()  # saved after folding: load plain weights
+        model.load_state_dict(state, strict=True)
+        return model.to(map_location).eval()
+
+
+def _atomic(path: Path, write) -> None:
+    """Calls ``write(tmp_path)`` then renames the temporary file onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,130 @@
+"""Codec configuration: dataclasses loaded from and saved to YAML, with strict key checking."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from funcodec_lite.audio.spectral import STFTConfig
+from funcodec_lite.modules.freqcodec import FreqCodecConfig
+from funcodec_lite.modules.seanet import SEANetConfig
+from funcodec_lite.quantization import RVQConfig, SemanticConfig
+
+ARCHITECTURES: dict[str, type] = {"seanet": SEANetConfig, "freqcodec": FreqCodecConfig}
+DOMAINS = ("time", "mag_angle", "mag_phase")
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be built: unknown key, wrong type or inconsistent sizes."""
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to build a ``Codec``.
+
+    ``model`` holds the encoder/decoder architecture: a ``SEANetConfig`` when ``arch == "seanet"``,
+    a ``FreqCodecConfig`` when ``arch == "freqcodec"``.
+    """
+
+    sample_rate: int = 16000
+    channels: int = 1
+    domain: str = "time"
+    stft: STFTConfig | None = None
+    arch: str = "seanet"
+    model: Any = field(default_factory=SEANetConfig)
+    quantizer: RVQConfig = field(default_factory=RVQConfig)
+    semantic: SemanticConfig | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        if self.domain not in DOMAINS:
+            raise ConfigError(f"unknown domain {self.domain!r}; choose one of {DOMAINS}")
+        if not isinstance(self.model, ARCHITECTURES[self.arch]):
+            raise ConfigError(f"arch {self.arch!r} needs a {ARCHITECTURES[self.arch].__name__} model config")
+        if self.arch == "seanet" and self.domain != "time":
+            raise ConfigError("the seanet architecture works in the time domain (domain: time)")
+        if self.arch == "freqcodec" and self.domain == "time":
+            raise ConfigError("the freqcodec architecture needs domain mag_phase or mag_angle")
+        if self.domain != "time" and self.stft is None:
+            self.stft = STFTConfig()
+        if self.sample_rate <= 0 or self.channels <= 0:
+            raise ConfigError("sample_rate and channels must be positive")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CodecConfig:
+        """Builds a config from plain data (as read from YAML); unknown keys are errors."""
+        data = dict(data)
+        arch = data.get("arch", "seanet")
+        if arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown arch {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        model = _build(ARCHITECTURES[arch], data.pop("model", None) or {}, "model")
+        config = _build(cls, data, "", skip={"model"})
+        config.model = model
+        config.__post_init__()
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CodecConfig:
+        path = Path(path)
+        if not path.exists() and not path.suffix and (PRESET_DIR / f"{path}.yaml").exists():
+            path = PRESET_DIR / f"{path}.yaml"  # a preset name such as "encodec_24khz"
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: str | Path) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(self.to_dict(), handle, sort_keys=False)
+
+
+def list_presets() -> list[str]:
+    """Names of the configs shipped in ``funcodec_lite/presets``."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _build(cls: type, data: dict, where: str, skip: set[str] = frozenset()) -> Any:
+    """Instantiates dataclass ``cls`` from ``data``, recursing into nested dataclass fields."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        if name in skip:
+            continue
+        nested = _dataclass_in(hints[name])
+        if nested is not None and isinstance(value, dict):
+            value = _build(nested, value, f"{where}.{name}".lstrip("."))
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from error
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass named by a type hint such as ``X`` or ``X | None``, if any."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg):
+                return arg
+    return None

@@ -1,0 +1,231 @@
+"""1-D convolutions with causal or centred padding, weight/group normalisation and streaming."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrizations, parametrize
+
+from funcodec_lite.modules.streaming import StreamingModule, empty_like_time
+
+CONV_NORMS = ("none", "weight_norm", "time_group_norm")
+
+
+def extra_padding_for_conv1d(length: int, kernel_size: int, stride: int, padding_total: int) -> int:
+    """Right padding that makes the last window of a strided convolution complete.
+
+    Without it a transposed convolution cannot rebuild ``length`` samples from the frames.
+    """
+    n_frames = (length - kernel_size + padding_total) / stride + 1
+    ideal_length = (math.ceil(n_frames) - 1) * stride + (kernel_size - padding_total)
+    return max(0, ideal_length - length)
+
+
+def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "reflect") -> torch.Tensor:
+    """``F.pad`` on the last axis that also reflect-pads inputs shorter than the padding.
+
+    Args:
+        x: [..., T].
+        left, right: samples to add on each side.
+        mode: ``reflect``, ``replicate`` or ``constant`` (zeros).
+    """
+    if mode != "reflect":
+        return F.pad(x, (left, right), mode=mode)
+    length = x.shape[-1]
+    widest = max(left, right)
+    if length > widest:
+        return F.pad(x, (left, right), mode="reflect")
+    # Reflection needs more samples than the padding: extend with zeros first, reflect, then cut the
+    # zeros back off (EnCodec's convention, kept for weight compatibility).
+    zeros = widest - length + 1
+    padded = F.pad(F.pad(x, (0, zeros)), (left, right), mode="reflect")
+    return padded[..., : padded.shape[-1] - zeros]
+
+
+def apply_norm(conv: nn.Module, norm: str) -> nn.Module:
+    """Wraps ``conv``'s weight in a weight-norm parametrisation when ``norm == 'weight_norm'``."""
+    if norm not in CONV_NORMS:
+        raise ValueError(f"unknown conv norm {norm!r}; choose one of {CONV_NORMS}")
+    if norm == "weight_norm":
+        return parametrizations.weight_norm(conv)
+    return conv
+
+
+def fold_weight_norm(module: nn.Module) -> int:
+    """Replaces every weight-norm parametrisation under ``module`` by the plain weight it computes.
+
+    After folding, a forward pass no longer recomputes ``g * v / ||v||``.  Returns how many weights
+    were folded.
+    """
+    folded = 0
+    for sub in module.modules():
+        if parametrize.is_parametrized(sub, "weight"):
+            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
+            folded += 1
+    return folded
+
+
+class StreamableConv1d(StreamingModule):
+    """Conv1d that pads itself: causal (all padding on the left) or centred, output length ceil(T / stride).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, dilation, groups, bias: as ``nn.Conv1d``.
+        causal: pad only on the left, so output frame t sees input up to its window end.
+        norm: ``none``, ``weight_norm`` or ``time_group_norm`` (GroupNorm(1, C), non-causal only).
+        pad_mode: padding mode for the signal edges (``reflect``, ``constant``, ``replicate``).
+
+    Shapes: input [B, C_in, T], output [B, C_out, ceil(T / stride)].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        causal: bool = False,
+        norm: str = "none",
+        pad_mode: str = "reflect",
+    ) -> None:
+        super().__init__()
+        if norm == "time_group_norm" and causal:
+            raise ValueError("time_group_norm normalises over the whole signal and cannot be causal")
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, groups=groups,
+                         bias=bias)
+        self.conv = apply_norm(conv, norm)
+        self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else nn.Identity()
+        self.causal = causal
+        self.pad_mode = pad_mode
+        self.stride = stride
+        self.effective_kernel = (kernel_size - 1) * dilation + 1
+        self.padding_total = self.effective_kernel - stride
+
+    def _paddings(self, length: int) -> tuple[int, int]:
+        extra = extra_padding_for_conv1d(length, self.effective_kernel, self.stride, self.padding_total)
+        if self.causal:
+            return self.padding_total, extra
+        right = self.padding_total // 2
+        return self.padding_total - right, right + extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._state is not None:
+            return self._stream_step(x)
+        left, right = self._paddings(x.shape[-1])
+        return self.norm(self.conv(pad1d(x, left, right, self.pad_mode)))
+
+    # Streaming: the input is kept in a buffer until a whole window is present.  The left edge is padded
+    # once enough samples have arrived to reflect (exactly as the whole-signal path pads it), and the
+    # right edge is padded at flush time from the total length seen, so the stream reproduces ``forward``.
+    def _new_state(self) -> dict:
+        if not self.causal:
+            raise RuntimeError("only causal convolutions can stream")
+        return {"buffer": None, "pending": None, "length": 0}
+
+    def _run_full_windows(self, buffer: torch.Tensor) -> torch.Tensor:
+        usable = buffer.shape[-1] - self.effective_kernel
+        if usable < 0:
+            self._state["buffer"] = buffer
+            return empty_like_time(buffer, self.conv.out_channels)
+        n_frames = usable // self.stride + 1
+        end = (n_frames - 1) * self.stride + self.effective_kernel
+        self._state["buffer"] = buffer[..., n_frames * self.stride:]
+        return self.conv(buffer[..., :end])
+
+    def _stream_step(self, x: torch.Tensor) -> torch.Tensor:
+        state = self._state
+        state["length"] += x.shape[-1]
+        if state["buffer"] is None:
+            pending = x if state["pending"] is None else torch.cat([state["pending"], x], dim=-1)
+            if pending.shape[-1] <= self.padding_total and self.pad_mode == "reflect":
+                state["pending"] = pending
+                return empty_like_time(x, self.conv.out_channels)
+            state["pending"] = None
+            return self._run_full_windows(pad1d(pending, self.padding_total, 0, self.pad_mode))
+        return self._run_full_windows(torch.cat([state["buffer"], x], dim=-1))
+
+    def flush(self) -> torch.Tensor:
+        state = self._state
+        if state["buffer"] is None:  # the whole stream was shorter than the padding
+            pending = state["pending"]
+            self._state = None
+            out = self.forward(pending) if pending is not None else None
+            self._state = self._new_state()
+            if out is None:
+                raise RuntimeError("flush() on a stream that received no samples")
+            return out
+        _, extra = self._paddings(state["length"])
+        out = self._run_full_windows(pad1d(state["buffer"], 0, extra, self.pad_mode))
+        self._state = self._new_state()
+        return out
+
+
+class StreamableConvTranspose1d(StreamingModule):
+    """ConvTranspose1d that trims its padding: output length T * stride.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, bias: as ``nn.ConvTranspose1d``.
+        causal: trim all padding on the right (streamable) instead of centring.
+        norm: ``none``, ``weight_norm`` or ``time_group_norm``.
+
+    Shapes: input [B, C_in, T], output [B, C_out, T * stride].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+        causal: bool = False,
+        norm: str = "none",
+    ) -> None:
+        super().__init__()
+        if norm == "time_group_norm" and causal:
+            raise ValueError("time_group_norm normalises over the whole signal and cannot be causal")
+        convtr = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias)
+        self.convtr = apply_norm(convtr, norm)
+        self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else nn.Identity()
+        self.causal = causal
+        self.stride = stride
+        self.padding_total = kernel_size - stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._state is not None:
+            return self._stream_step(x)
+        y = self.norm(self.convtr(x))
+        right = self.padding_total if self.causal else self.padding_total // 2
+        left = self.padding_total - right
+        return y[..., left : y.shape[-1] - right]
+
+    # Streaming: each chunk's transposed convolution overlaps the next one by ``padding_total`` samples.
+    # That tail is held back (without bias) and added to the next chunk's head; at the end it is the
+    # part a causal layer trims, so it is dropped.
+    def _new_state(self) -> dict:
+        if not self.causal:
+            raise RuntimeError("only causal transposed convolutions can stream")
+        return {"tail": None}
+
+    def _stream_step(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 0:
+            return empty_like_time(x, self.convtr.out_channels)
+        y = F.conv_transpose1d(x, self.convtr.weight, None, self.stride)
+        tail = self._state["tail"]
+        if tail is not None:
+            y[..., : tail.shape[-1]] += tail
+        emit = x.shape[-1] * self.stride
+        self._state["tail"] = y[..., emit:]
+        out = y[..., :emit]
+        if self.convtr.bias is not None:
+            out = out + self.convtr.bias[:, None]
+        return out
+
+    def flush(self) -> None:
+        self._state = self._new_state()  # a causal layer trims the held-back tail: nothing to emit
+        return None
