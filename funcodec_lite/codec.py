@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,15 @@ class Codec(nn.Module):
             self.decoder: nn.Module = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
             self.samples_per_frame = model.hop_length
         else:
+            expected = config.channels * self.transform.feature_channels
+            if model.in_channels != expected or model.domain != config.domain:
+                raise ConfigError(f"model.in_channels must be {expected} and model.domain {config.domain!r} "
+                                  f"for {config.channels}-channel {config.domain} features")
+            if model.n_freq != config.stft.freq_bins:
+                raise ConfigError(f"model.n_freq ({model.n_freq}) must equal n_fft // 2 + 1 = {config.stft.freq_bins}")
             self.encoder = FreqEncoder(model)
-            self.decoder = FreqDecoder(model, input_dim=decoder_dim)
-            self.samples_per_frame = config.stft.hop_length * model.time_stride
+            self.decoder = FreqDecoder(dataclasses.replace(model, dimension=decoder_dim))
+            self.samples_per_frame = config.stft.hop_length * model.hop
         self.quantizer = ResidualVectorQuantizer(quantizer)
 
     # ----------------------------------------------------------------------------------------------
@@ -114,6 +121,11 @@ class Codec(nn.Module):
         if wav.dim() != 3 or wav.shape[1] != self.channels:
             raise ValueError(f"expected a waveform [B, {self.channels}, T], got {tuple(wav.shape)}")
 
+    def _need(self, semantic: torch.Tensor | None) -> torch.Tensor:
+        if semantic is None:
+            raise ValueError("this codec has semantic augmentation: pass the semantic features")
+        return semantic
+
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
         """Continuous encoder output.
 
@@ -132,7 +144,7 @@ class Codec(nn.Module):
         if self.config.arch == "seanet":
             wav = self.decoder(latent)
         else:
-            frames = n_frames * self.config.model.time_stride
+            frames = n_frames * self.config.model.hop
             wav = self.transform.inverse(self.decoder(latent, frames), (frames - 1) * self.config.stft.hop_length)
             wav = nn.functional.pad(wav, (0, max(0, full_length - wav.shape[-1])))
         return wav[..., : full_length if length is None else length]
@@ -152,7 +164,7 @@ class Codec(nn.Module):
         n_q = self._resolve_n_q(n_q, bandwidth) or self.n_q
         latent = self.encode_latent(wav)
         if self.semantic is not None:
-            latent = self.semantic.acoustic_residual(latent, semantic)
+            return self.semantic.encode(latent, self._need(semantic), self.quantizer, n_q)
         return self.quantizer.encode(latent, n_q)
 
     def decode(self, codes: torch.Tensor, length: int | None = None,
@@ -168,9 +180,10 @@ class Codec(nn.Module):
         """
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.n_q:
             raise ValueError(f"expected codes [B, 1..{self.n_q}, N], got {tuple(codes.shape)}")
-        latent = self.quantizer.decode(codes)
         if self.semantic is not None:
-            latent = self.semantic.combine(latent, semantic)
+            latent = self.semantic.decode(codes, self._need(semantic), self.quantizer)
+        else:
+            latent = self.quantizer.decode(codes)
         return self.decode_latent(latent, length)
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None, bandwidth: float | None = None,
@@ -186,7 +199,7 @@ class Codec(nn.Module):
         n_q = self._resolve_n_q(n_q, bandwidth)
         latent = self.encode_latent(wav)
         if self.semantic is not None:
-            quantized, result = self.semantic(latent, semantic, self.quantizer, n_q)
+            quantized, result = self.semantic(latent, self._need(semantic), self.quantizer, n_q)
         else:
             result = self.quantizer(latent, n_q)
             quantized = result.quantized

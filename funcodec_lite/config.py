@@ -66,11 +66,16 @@ class CodecConfig:
         arch = data.get("arch", "seanet")
         if arch not in ARCHITECTURES:
             raise ConfigError(f"unknown arch {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-        model = _build(ARCHITECTURES[arch], data.pop("model", None) or {}, "model")
-        config = _build(cls, data, "", skip={"model"})
-        config.model = model
-        config.__post_init__()
-        return config
+        model_cls = ARCHITECTURES[arch]
+        model_data = data.get("model") or {}
+        if hasattr(model_cls, "from_dict"):
+            try:
+                data["model"] = model_cls.from_dict(model_data)
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"model: {error}") from error
+        else:
+            data["model"] = _build(model_cls, model_data, "model")
+        return _build(cls, data, "")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,7 +101,7 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def _build(cls: type, data: dict, where: str, skip: set[str] = frozenset()) -> Any:
+def _build(cls: type, data: dict, where: str) -> Any:
     """Instantiates dataclass ``cls`` from ``data``, recursing into nested dataclass fields."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
@@ -107,8 +112,6 @@ def _build(cls: type, data: dict, where: str, skip: set[str] = frozenset()) -> A
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        if name in skip:
-            continue
         nested = _dataclass_in(hints[name])
         if nested is not None and isinstance(value, dict):
             value = _build(nested, value, f"{where}.{name}".lstrip("."))

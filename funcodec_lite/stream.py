@@ -70,17 +70,19 @@ class StreamingDecoder:
         self.codec = codec
         self._stack = ExitStack()
         self._stack.enter_context(codec.decoder.streaming())
+        self._batch = 0
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
+        self._batch = codes.shape[0]
         return self.codec.decoder(self.codec.quantizer.decode(codes))
 
     @torch.no_grad()
-    def flush(self) -> torch.Tensor | None:
-        """Any audio still held back (None for causal SEANet decoders); closes the stream."""
+    def flush(self) -> torch.Tensor:
+        """Audio still held back, [B, C, t] (t = 0 for causal SEANet decoders); closes the stream."""
         rest = self.codec.decoder.flush()
         self.close()
-        return rest
+        return rest if rest is not None else torch.zeros(self._batch, self.codec.channels, 0)
 
     def close(self) -> None:
         self._stack.close()

@@ -1,0 +1,99 @@
+"""Model size and compute: parameter counts, matmul/conv FLOPs per second of audio, markdown tables."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``module`` (buffers such as EMA codebooks are not parameters).
+
+    Args:
+        module: any ``nn.Module``; a weight-normalised conv counts its ``g`` and ``v`` tensors.
+        trainable_only: count only parameters with ``requires_grad``.
+    """
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(fn: Callable[..., Any], example_input: Any) -> int:
+    """FLOPs of one call ``fn(example_input)`` (a tuple is unpacked into positional arguments).
+
+    Counts what ``torch.utils.flop_counter.FlopCounterMode`` counts: matrix products and convolutions
+    (transposed too), 2 FLOPs per multiply-accumulate, i.e. 2·C_in·C_out·K·T_out / groups for a Conv1d.
+    Elementwise work (activations, normalisation, weight norm, additions, padding) is not counted. The
+    oneDNN/cuDNN fused LSTM kernels are switched off while counting, so LSTMs run as (counted) matmuls.
+    Runs under ``torch.no_grad()``.
+    """
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    with ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+        stack.enter_context(torch.no_grad())
+        counter = stack.enter_context(FlopCounterMode(display=False))
+        fn(*args)
+    return int(counter.get_total_flops())
+
+
+def flops_per_second(fn: Callable[..., Any], example_input: Any, seconds_of_audio: float) -> float:
+    """FLOPs per second of audio: ``count_flops(fn, example_input) / seconds_of_audio``.
+
+    Args:
+        fn: the computation to measure, e.g. ``lambda x: decoder(encoder(x), n)`` or a module.
+        example_input: its input (a tuple is unpacked), holding ``seconds_of_audio`` of audio.
+        seconds_of_audio: duration the input represents (> 0).
+    """
+    if seconds_of_audio <= 0:
+        raise ValueError(f"seconds_of_audio must be > 0, got {seconds_of_audio}")
+    return count_flops(fn, example_input) / seconds_of_audio
+
+
+@dataclass
+class ModelProfile:
+    """Size of one model: parameters and GFLOPs per second of audio (matmul/conv only)."""
+
+    params: int
+    flops_per_second: float
+
+    def as_row(self) -> dict[str, str]:
+        """Formatted columns for ``profile_table``."""
+        return {
+            "params": f"{self.params:,}",
+            "params (M)": f"{self.params / 1e6:.2f}",
+            "GFLOPs / s audio": f"{self.flops_per_second / 1e9:.2f}",
+        }
+
+
+def profile_model(
+    module: nn.Module, example_input: Any, seconds_of_audio: float, fn: Callable[..., Any] | None = None
+) -> ModelProfile:
+    """Parameters of ``module`` and FLOPs/s of ``fn`` (default: ``module`` itself) on ``example_input``."""
+    return ModelProfile(
+        count_parameters(module), flops_per_second(fn or module, example_input, seconds_of_audio)
+    )
+
+
+def profile_table(models: Mapping[str, ModelProfile | Mapping[str, Any]]) -> str:
+    """Markdown table with one row per model.
+
+    Args:
+        models: name -> ``ModelProfile`` or a mapping column -> value (extra columns such as a paper's
+            figures). Columns appear in first-seen order; a missing value is left blank.
+    """
+    rows = {name: (m.as_row() if isinstance(m, ModelProfile) else dict(m)) for name, m in models.items()}
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [c for c in row if c not in columns]
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
