@@ -1,0 +1,113 @@
+"""The ``codec`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from funcodec_lite.config import ConfigError, list_presets
+
+
+def _demo_signal(sample_rate: int, seconds: float, channels: int, seed: int = 0) -> torch.Tensor:
+    """A voiced-speech-like test signal: a gliding harmonic tone with vibrato, syllable envelope and noise.
+
+    Returns [1, channels, T] in [-1, 1].
+    """
+    generator = torch.Generator().manual_seed(seed)
+    base, glide, rate = (torch.rand(3, generator=generator) * torch.tensor([120.0, 60.0, 1.5])).tolist()
+    t = torch.arange(int(sample_rate * seconds)) / sample_rate
+    vibrato = 3 * torch.sin(2 * torch.pi * 5.5 * t)
+    f0 = 90 + base + glide * torch.sin(2 * torch.pi * (0.3 + rate) * t) + vibrato
+    phase = 2 * torch.pi * torch.cumsum(f0, 0) / sample_rate
+    voiced = sum(torch.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 * (1 - torch.cos(2 * torch.pi * 3.0 * t)).clamp(min=0.05)
+    wav = 0.25 * envelope * voiced + 0.01 * torch.randn(t.shape, generator=generator)
+    return wav.expand(1, channels, -1).clone()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Encode and decode generated audio with freshly initialised models of each preset."""
+    from funcodec_lite import Codec, CodecConfig
+    from funcodec_lite.utils.profile import count_parameters
+
+    if not 0 < args.seconds <= 600:
+        raise ValueError(f"--seconds must be in (0, 600], got {args.seconds:g}")
+    torch.manual_seed(0)
+    presets = args.preset or ["encodec_24khz", "funcodec_ds320_16k", "freqcodec_16k"]
+    print(f"funcodec_lite demo: {args.seconds:g} s of generated audio through freshly initialised models\n"
+          "(random weights, codebooks k-means-fitted to other generated clips): shapes, bit rates, speed.\n"
+          "Untrained models do not reproduce audio; egs/ recipes train them.")
+    for name in presets:
+        config = CodecConfig.from_yaml(name)
+        config.quantizer.kmeans_iters = 10  # a quick fit is enough for a demo
+        codec = Codec(config)
+        wav = _demo_signal(codec.sample_rate, args.seconds, codec.channels)
+        # k-means needs more frames than codes, or later layers see all-zero residuals.
+        fit = torch.cat([_demo_signal(codec.sample_rate, 8.0, codec.channels, seed) for seed in range(1, 5)])
+        with torch.no_grad():
+            codec.train()(fit, n_q=codec.n_q)  # k-means initialisation of the codebooks on other clips
+        codec.eval()
+        codec.fold_weight_norm()
+        print(f"\n[{name}] {count_parameters(codec) / 1e6:.2f} M parameters, {codec.sample_rate} Hz, "
+              f"{codec.frame_rate:g} frames/s, {codec.n_q} codebooks x {codec.codebook_size}")
+        print(f"  input wav {tuple(wav.shape)}")
+        for n_q in (codec.n_q_for_bandwidth(1.5), codec.n_q // 4, codec.n_q):
+            with torch.inference_mode():
+                start = time.perf_counter()
+                codes = codec.encode(wav, n_q=n_q)
+                encoded = time.perf_counter()
+                out = codec.decode(codes, length=wav.shape[-1])
+                decoded = time.perf_counter()
+            print(f"  n_q={n_q:2d} ({codec.bandwidth(n_q):5.2f} kbps): codes {tuple(codes.shape)} -> wav "
+                  f"{tuple(out.shape)}; encode {encoded - start:.3f} s "
+                  f"({args.seconds / (encoded - start):.1f}x real time), decode {decoded - encoded:.3f} s "
+                  f"({args.seconds / (decoded - encoded):.1f}x)")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the shipped model configurations."""
+    from funcodec_lite import Codec, CodecConfig
+    from funcodec_lite.utils.profile import count_parameters
+
+    for name in list_presets():
+        codec = Codec(CodecConfig.from_yaml(name))
+        print(f"{name:24s} {codec.config.arch:9s} {codec.sample_rate:6d} Hz {codec.frame_rate:5g} frames/s "
+              f"{count_parameters(codec.encoder) + count_parameters(codec.decoder):>11,d} params")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help=cmd_demo.__doc__)
+    demo.add_argument("--preset", action="append", choices=list_presets(),
+                      help="preset to run (repeatable; default: one time-domain, one frequency-domain)")
+    demo.add_argument("--seconds", type=float, default=3.0, help="length of the generated clip")
+    demo.set_defaults(func=cmd_demo)
+    presets = commands.add_parser("presets", help=cmd_presets.__doc__)
+    presets.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"codec {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"codec {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
