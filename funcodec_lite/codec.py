@@ -54,7 +54,8 @@ class Codec(nn.Module):
         self.config = config
         model, quantizer = config.model, config.quantizer
         if quantizer.dim != model.dimension:
-            raise ConfigError(f"quantizer.dim ({quantizer.dim}) must equal model.dimension ({model.dimension})")
+            raise ConfigError(f"quantizer.dim ({quantizer.dim}) must equal "
+                              f"model.dimension ({model.dimension})")
         self.transform = build_transform(config.domain, config.stft)
         self.semantic = (SemanticAugmentation(config.semantic, model.dimension)
                          if config.semantic is not None else None)
@@ -69,7 +70,8 @@ class Codec(nn.Module):
                 raise ConfigError(f"model.in_channels must be {expected} and model.domain {config.domain!r} "
                                   f"for {config.channels}-channel {config.domain} features")
             if model.n_freq != config.stft.freq_bins:
-                raise ConfigError(f"model.n_freq ({model.n_freq}) must equal n_fft // 2 + 1 = {config.stft.freq_bins}")
+                raise ConfigError(f"model.n_freq ({model.n_freq}) must equal "
+                                  f"n_fft // 2 + 1 = {config.stft.freq_bins}")
             self.encoder = FreqEncoder(model)
             self.decoder = FreqDecoder(dataclasses.replace(model, dimension=decoder_dim))
             self.samples_per_frame = config.stft.hop_length * model.hop
@@ -145,7 +147,8 @@ class Codec(nn.Module):
             wav = self.decoder(latent)
         else:
             frames = n_frames * self.config.model.hop
-            wav = self.transform.inverse(self.decoder(latent, frames), (frames - 1) * self.config.stft.hop_length)
+            features = self.decoder(latent, frames)
+            wav = self.transform.inverse(features, (frames - 1) * self.config.stft.hop_length)
             wav = nn.functional.pad(wav, (0, max(0, full_length - wav.shape[-1])))
         return wav[..., : full_length if length is None else length]
 

@@ -59,7 +59,8 @@ def encodec_to_codec(state_dict: Mapping[str, torch.Tensor], preset: str = "enco
     missing = sorted(set(ours) - set(converted))
     unexpected = sorted(set(converted) - set(ours))
     if missing or unexpected:
-        raise ValueError(f"state dict does not match {preset}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ValueError(f"state dict does not match {preset}: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     wrong = [k for k, v in converted.items() if v.shape != ours[k].shape]
     if wrong:
         raise ValueError(f"state dict does not match {preset}: shape of {wrong[0]} is "
