@@ -16,15 +16,6 @@ from funcodec_lite.utils.profile import count_parameters
 PRESETS = Path(__file__).resolve().parents[1] / "funcodec_lite" / "presets"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs gain nothing from threads, and two cores shared with other jobs thrash with them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_config(**overrides) -> FreqCodecConfig:
     """A narrow config over the full 257 bins (fast on CPU)."""
     values = dict(base_channels=8, max_channels=32, lstm_layers=1, dimension=16)

@@ -1,18 +1,8 @@
 """k-means initialisation, EMA updates and dead-code revival of the Euclidean codebook."""
 
-import pytest
 import torch
 
 from funcodec_lite.quantization import EuclideanCodebook, kmeans
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest and keeps timings stable on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _blobs(centres: torch.Tensor, per: int, spread: float, seed: int) -> torch.Tensor:

@@ -9,15 +9,6 @@ import torch
 from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest and keeps timings stable on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _config(**kw) -> RVQConfig:
     base = dict(dim=8, n_q=4, codebook_size=16, kmeans_iters=5)
     base.update(kw)

@@ -8,15 +8,6 @@ from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig, neare
 from funcodec_lite.quantization.search import first_argmin
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest and keeps timings stable on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _latents(batch: int, frames: int, dim: int = 128, seed: int = 0) -> torch.Tensor:
     """Latent-like data [B, D, T]: fixed channel scales over ~2 decades, smooth frames plus noise."""
     scale = torch.logspace(-1, 0.7, dim)[torch.randperm(dim, generator=torch.Generator().manual_seed(0))]

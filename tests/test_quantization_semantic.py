@@ -13,15 +13,6 @@ from funcodec_lite.quantization import (
 D, T, B = 8, 12, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is fastest and keeps timings stable on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _exact_quantizer(targets: torch.Tensor) -> ResidualVectorQuantizer:
     """A 2-layer RVQ that is exact on ``targets`` [B, D, T]: layer 0 holds every target vector,
     layer 1 holds the zero vector (so the residual 0 stays 0)."""

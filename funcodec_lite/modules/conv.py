@@ -54,6 +54,15 @@ def apply_norm(conv: nn.Module, norm: str) -> nn.Module:
     return conv
 
 
+def output_norm(norm: str, channels: int, causal: bool) -> nn.Module:
+    """The normalisation applied to a conv's output: GroupNorm(1, C) for ``time_group_norm``, else none."""
+    if norm != "time_group_norm":
+        return nn.Identity()
+    if causal:
+        raise ValueError("time_group_norm normalises over the whole signal and cannot be causal")
+    return nn.GroupNorm(1, channels)
+
+
 def fold_weight_norm(module: nn.Module) -> int:
     """Replaces every weight-norm parametrisation under ``module`` by the plain weight it computes.
 
@@ -94,12 +103,10 @@ class StreamableConv1d(StreamingModule):
         pad_mode: str = "reflect",
     ) -> None:
         super().__init__()
-        if norm == "time_group_norm" and causal:
-            raise ValueError("time_group_norm normalises over the whole signal and cannot be causal")
         conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, groups=groups,
                          bias=bias)
         self.conv = apply_norm(conv, norm)
-        self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else nn.Identity()
+        self.norm = output_norm(norm, out_channels, causal)
         self.causal = causal
         self.pad_mode = pad_mode
         self.stride = stride
@@ -187,11 +194,9 @@ class StreamableConvTranspose1d(StreamingModule):
         norm: str = "none",
     ) -> None:
         super().__init__()
-        if norm == "time_group_norm" and causal:
-            raise ValueError("time_group_norm normalises over the whole signal and cannot be causal")
         convtr = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias)
         self.convtr = apply_norm(convtr, norm)
-        self.norm = nn.GroupNorm(1, out_channels) if norm == "time_group_norm" else nn.Identity()
+        self.norm = output_norm(norm, out_channels, causal)
         self.causal = causal
         self.stride = stride
         self.padding_total = kernel_size - stride
