@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,9 +22,8 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 
 
-@dataclass
-class CodecOutput:
-    """Result of ``Codec.forward``.
+class CodecOutput(NamedTuple):
+    """Result of ``Codec.forward``; unpacks as ``wav_hat, codes, commit_loss, metrics``.
 
     Attributes:
         wav: reconstruction [B, C, T] (same length as the input).
@@ -36,7 +35,7 @@ class CodecOutput:
     wav: torch.Tensor
     codes: torch.Tensor
     commit_loss: torch.Tensor
-    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor]
 
 
 class Codec(nn.Module):

@@ -62,6 +62,8 @@ def test_shapes_round_trip(arch, channels, length):
     assert codes.min() >= 0 and codes.max() < 16
     assert out.shape == wav.shape and full.wav.shape == wav.shape
     assert full.codes.shape == (2, 4, frames)
+    wav_hat, codes_all, commit_loss, metrics = full  # forward unpacks like a tuple
+    assert wav_hat is full.wav and commit_loss.dim() == 0 and isinstance(metrics, dict)
     assert torch.isfinite(out).all()
 
 
