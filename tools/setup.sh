@@ -27,9 +27,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -c "import torch" 2>/dev/null || quiet_pip torch
 fi
 if ! .venv/bin/python -c "import torchaudio.transforms" 2>/dev/null; then
-  tv=$(.venv/bin/python -c "import torch; print(torch.__version__.split('+')[0])")
+  tv=$(.venv/bin/python -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null)
   log "installing torchaudio for torch $tv"
-  quiet_pip "torchaudio==$tv" || true
+  quiet_pip "torchaudio==$tv" >/dev/null 2>&1 || true
   if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
     quiet_pip --no-deps torchaudio
     if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
