@@ -1,0 +1,1 @@
+"""Training: checkpoints, the accelerate-based GAN trainer, validation."""
