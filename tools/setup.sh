@@ -42,6 +42,13 @@ fi
 .venv/bin/python -c "import torchaudio.transforms, torchaudio.functional" \
   || { log "torchaudio transforms unusable"; exit 1; }
 if [ "$want_test" = 1 ]; then
+  # The speech-corpus tests synthesise speech with espeak-ng (a Debian package); they skip without it.
+  if ! command -v espeak-ng >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    log "installing espeak-ng"
+    { apt-get install -y -q espeak-ng >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }; } \
+      || log "could not install espeak-ng: speech-corpus tests will be skipped"
+  fi
   quiet_pip -e ".[test]"
 else
   quiet_pip -e .
