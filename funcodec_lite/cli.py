@@ -80,6 +80,25 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a codec (GAN) on Kaldi data directories; run under `accelerate launch` for several processes."""
+    from pathlib import Path
+
+    import yaml
+
+    from funcodec_lite.train.config import TrainConfig
+    from funcodec_lite.train.trainer import Trainer
+
+    config = TrainConfig.from_yaml(args.config, args.set)
+    exp_dir = Path(args.exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    with open(exp_dir / "train_config.yaml", "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+    trainer = Trainer(config, args.train, args.valid, exp_dir)
+    trainer.fit(max_steps=args.max_steps, resume=args.resume)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -89,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="preset to run (repeatable; default: one time-domain, one frequency-domain)")
     demo.add_argument("--seconds", type=float, default=3.0, help="length of the generated clip")
     demo.set_defaults(func=cmd_demo)
+    train = commands.add_parser("train", help=cmd_train.__doc__)
+    train.add_argument("--config", required=True, help="training YAML (codec, discriminator, loss, ...)")
+    train.add_argument("--train", required=True, help="training data directory (wav.scp)")
+    train.add_argument("--valid", help="validation data directory")
+    train.add_argument("--exp-dir", required=True, help="experiment directory")
+    train.add_argument("--max-steps", type=int, help="stop after this many steps (default: the config's)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
+    train.set_defaults(func=cmd_train)
     presets = commands.add_parser("presets", help=cmd_presets.__doc__)
     presets.set_defaults(func=cmd_presets)
     return parser

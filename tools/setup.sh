@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or updates) the virtual environment at .venv in the repository root and installs
 # funcodec_lite into it in editable mode.  `--test` also installs the test extras (pytest, ruff and the
-# reference implementations the tests compare against: encodec, vector-quantize-pytorch).
+# reference implementations the tests compare against: encodec, vector-quantize-pytorch) and the
+# Debian package espeak-ng (speech synthesis for the corpus tests).
 #
 # torchaudio is installed here rather than through setup.cfg: its wheels pin one exact torch version,
 # and the torch build this project runs on (2.13 CPU) is newer than the newest torchaudio release.  We
