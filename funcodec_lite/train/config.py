@@ -1,0 +1,113 @@
+"""Training configuration: the codec, discriminators, loss weights, optimiser, data and schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from funcodec_lite.config import CodecConfig, ConfigError, _build
+from funcodec_lite.discriminators import DiscriminatorConfig
+from funcodec_lite.losses import LossWeights
+
+
+@dataclass
+class OptimConfig:
+    """Adam for the generator and the discriminators (FunCodec: lr 3e-4, betas 0.5/0.9).
+
+    ``scheduler``: ``none`` or ``exponential`` (lr · gamma^step, per step).
+    ``grad_clip``: max global gradient norm (≤ 0 disables clipping).
+    """
+
+    lr: float = 3e-4
+    disc_lr: float | None = None
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    scheduler: str = "none"
+    gamma: float = 0.999996
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if self.scheduler not in ("none", "exponential"):
+            raise ConfigError(f"optim.scheduler must be none or exponential, got {self.scheduler!r}")
+
+
+@dataclass
+class LoaderConfig:
+    """Batches: crop length, batch size, workers, validation utterances."""
+
+    segment_seconds: float = 1.0
+    batch_size: int = 16
+    num_workers: int = 0
+    valid_max_seconds: float = 10.0
+    valid_utterances: int = 8
+
+
+@dataclass
+class ScheduleConfig:
+    """Steps, intervals, and precision."""
+
+    max_steps: int = 100_000
+    disc_start_step: int = 0
+    log_every: int = 50
+    valid_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    seed: int = 0
+    mixed_precision: str = "no"  # no | bf16 | fp16 (GPU)
+    valid_n_q: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    valid_clips: int = 2
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``codec train`` needs besides the data directories."""
+
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    gan: str = "hinge"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: LoaderConfig = field(default_factory=LoaderConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        codec = data.pop("codec", None)
+        if isinstance(codec, str):
+            codec_config = CodecConfig.from_yaml(codec)  # a preset name or a path
+        else:
+            codec_config = CodecConfig.from_dict(codec or {})
+        config = _build(cls, data, "")
+        config.codec = codec_config
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        for item in overrides or []:
+            apply_override(data, item)
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Applies one ``--set a.b.c=value`` to nested config data (value parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)

@@ -1,0 +1,144 @@
+"""The trainer: loss falls, exact resume, checkpoints, validation outputs, and a 2-process run."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from funcodec_lite.train.checkpoint import checkpoint_dirs
+from funcodec_lite.train.config import TrainConfig
+from funcodec_lite.train.trainer import Trainer, epoch_batches
+
+TINY = {
+    "codec": {"sample_rate": 8000, "arch": "seanet", "domain": "time",
+              "model": {"n_filters": 4, "ratios": [4, 2], "dimension": 8, "lstm": 0},
+              "quantizer": {"dim": 8, "n_q": 4, "codebook_size": 16, "kmeans_iters": 3,
+                            "quantizer_dropout": True, "dropout_choices": [1, 2, 4]}},
+    "discriminator": {"kinds": ["msstft"], "msstft": {"filters": 4, "windows": [128, 256]}},
+    "optim": {"lr": 1e-3},
+    "data": {"segment_seconds": 0.1, "batch_size": 2, "valid_max_seconds": 0.5, "valid_utterances": 2},
+    "schedule": {"max_steps": 4, "disc_start_step": 1, "log_every": 1, "valid_every": 1000,
+                 "checkpoint_every": 2, "keep_last": 2, "seed": 3, "valid_n_q": [1, 4], "valid_clips": 1},
+}
+
+
+def _data_dir(root, name, count, seed):
+    """A data dir of `count` short tonal clips at 16 kHz (the loader resamples them to 8 kHz)."""
+    rng = np.random.default_rng(seed)
+    directory = root / name
+    (directory / "wav").mkdir(parents=True)
+    lines = []
+    for i in range(count):
+        t = np.arange(int(16000 * rng.uniform(0.2, 0.6))) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t) + 0.01 * rng.standard_normal(t.size)
+        path = directory / "wav" / f"{name}{i:03d}.wav"
+        sf.write(path, wav.astype(np.float32), 16000)
+        lines.append(f"{name}{i:03d} {path}")
+    (directory / "wav.scp").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return _data_dir(root, "train", 10, 0), _data_dir(root, "valid", 2, 1)
+
+
+def _trainer(tmp_path, data, lr=1e-3, **schedule):
+    config_data = json.loads(json.dumps(TINY))
+    config_data["schedule"].update(schedule)
+    config_data["optim"]["lr"] = lr
+    return Trainer(TrainConfig.from_dict(config_data), data[0], data[1], tmp_path)
+
+
+def _weights(exp_dir):
+    latest = checkpoint_dirs(exp_dir)[-1]
+    return {**load_file(str(latest / "generator.safetensors")),
+            **{f"d.{k}": v for k, v in load_file(str(latest / "discriminator.safetensors")).items()}}
+
+
+def test_batches_are_a_partition_shared_out_by_rank():
+    one = epoch_batches(10, 2, seed=3, epoch=0, rank=0, world=1)
+    rank0 = epoch_batches(10, 2, seed=3, epoch=0, rank=0, world=2)
+    rank1 = epoch_batches(10, 2, seed=3, epoch=0, rank=1, world=2)
+    assert sorted(sum(one, [])) == list(range(10))
+    assert not set(sum(rank0, [])) & set(sum(rank1, []))
+    assert epoch_batches(10, 2, 3, 1, 0, 1) != one  # a new order each epoch
+
+
+def test_resume_gives_identical_weights(tmp_path, data):
+    straight = _trainer(tmp_path / "straight", data)
+    straight.fit(max_steps=4)
+    first = _trainer(tmp_path / "resumed", data)
+    first.fit(max_steps=2)
+    torch.manual_seed(1234)  # a new process would not share the first run's random state
+    second = _trainer(tmp_path / "resumed", data)
+    second.fit(max_steps=4, resume=True)
+    assert second.step == 4
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+    assert [p.name for p in checkpoint_dirs(tmp_path / "straight")] == ["step-00000002", "step-00000004"]
+    assert (tmp_path / "straight" / "model" / "model.safetensors").exists()
+
+
+def test_loss_falls_and_validation_writes_outputs(tmp_path, data):
+    trainer = _trainer(tmp_path, data, lr=5e-3, max_steps=150, disc_start_step=1000, valid_every=150,
+                       checkpoint_every=1000, log_every=50)
+    wav = next(trainer._batches())
+    before = trainer.loss(wav, trainer.generator(wav, n_q=4).wav).total.item()
+    trainer.fit()
+    with torch.no_grad():
+        trainer.generator.eval()
+        after = trainer.loss(wav, trainer.generator(wav, n_q=4).wav).total.item()
+    assert after < 0.7 * before, (before, after)
+    lines = (tmp_path / "valid.jsonl").read_text().splitlines()
+    result = json.loads(lines[-1])
+    assert result["step"] == 150 and "nq4/mel_distance" in result and "nq1/pesq" in result
+    clips = sorted(p.suffix for p in (tmp_path / "valid" / "step-00000150").iterdir())
+    assert clips.count(".wav") == 2 and clips.count(".png") == 1
+    assert any((tmp_path / "tensorboard").iterdir())
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_cpu_run_keeps_ranks_identical(tmp_path, data):
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    script = (
+        "import sys, torch\n"
+        "from funcodec_lite.train.config import TrainConfig\n"
+        "from funcodec_lite.train.trainer import Trainer\n"
+        "from safetensors.torch import save_file\n"
+        f"t = Trainer(TrainConfig.from_yaml({str(config)!r}), {str(data[0])!r}, None, {str(tmp_path / 'exp')!r})\n"
+        "t.fit(max_steps=3)\n"
+        "state = {k: v.contiguous() for k, v in t.accelerator.unwrap_model(t.generator).state_dict().items()}\n"
+        f"save_file(state, {str(tmp_path)!r} + f'/rank{{t.accelerator.process_index}}.safetensors')\n"
+    )
+    (tmp_path / "run.py").write_text(script)
+    # `--multi_gpu` on a machine without GPUs starts a multi-CPU (gloo) run.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
+               "--dynamo_backend", "no", str(tmp_path / "run.py")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=280)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = load_file(str(tmp_path / "rank0.safetensors"))
+    rank1 = load_file(str(tmp_path / "rank1.safetensors"))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        torch.testing.assert_close(rank0[key], rank1[key], atol=1e-6, rtol=1e-5, msg=key)
+    assert rank0["quantizer.layers.0.inited"].item() == 1.0  # codebooks were initialised and trained
