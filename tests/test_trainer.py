@@ -119,13 +119,14 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path, data):
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(TINY))
     script = (
-        "import sys, torch\n"
         "from funcodec_lite.train.config import TrainConfig\n"
         "from funcodec_lite.train.trainer import Trainer\n"
         "from safetensors.torch import save_file\n"
-        f"t = Trainer(TrainConfig.from_yaml({str(config)!r}), {str(data[0])!r}, None, {str(tmp_path / 'exp')!r})\n"
+        f"config = TrainConfig.from_yaml({str(config)!r})\n"
+        f"t = Trainer(config, {str(data[0])!r}, None, {str(tmp_path / 'exp')!r})\n"
         "t.fit(max_steps=3)\n"
-        "state = {k: v.contiguous() for k, v in t.accelerator.unwrap_model(t.generator).state_dict().items()}\n"
+        "model = t.accelerator.unwrap_model(t.generator)\n"
+        "state = {k: v.contiguous() for k, v in model.state_dict().items()}\n"
         f"save_file(state, {str(tmp_path)!r} + f'/rank{{t.accelerator.process_index}}.safetensors')\n"
     )
     (tmp_path / "run.py").write_text(script)
