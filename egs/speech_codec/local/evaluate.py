@@ -1,0 +1,22 @@
+"""Recipe stage 3: decode the tokens at several n_q, score against the references, write results.md."""
+
+import argparse
+from pathlib import Path
+
+from funcodec_lite import Codec
+from funcodec_lite.evaluate import evaluate_tokens, results_table
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--model", required=True)
+parser.add_argument("--data", required=True)
+parser.add_argument("--tokens", required=True)
+parser.add_argument("--n-q", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+parser.add_argument("--out", required=True, help="results markdown file")
+args = parser.parse_args()
+codec = Codec.from_pretrained(args.model)
+n_qs = [n for n in args.n_q if n <= codec.n_q]
+table = results_table(evaluate_tokens(codec, args.data, args.tokens, n_qs), codec.frame_rate, codec.codebook_size)
+text = (f"# {Path(args.model).parent.name}: {args.data}\n\n"
+        f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, codebooks of {codec.codebook_size}.\n\n{table}")
+Path(args.out).write_text(text, encoding="utf-8")
+print(text)
