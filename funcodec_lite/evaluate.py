@@ -72,7 +72,8 @@ def evaluate_tokens(codec: Codec, data_dir: str | Path, token_dir: str | Path,
     return {n: (average_scores(s), len(s)) for n, s in scores.items() if s}
 
 
-def results_table(results: dict[int, tuple[QualityScores, int]], frame_rate: float, codebook_size: int) -> str:
+def results_table(results: dict[int, tuple[QualityScores, int]], frame_rate: float,
+                  codebook_size: int) -> str:
     """A markdown table: one row per n_q with bit rate, PESQ, STOI, ESTOI, mel distance, SI-SNR."""
     bits = math.log2(codebook_size)
     lines = ["| n_q | kbps | PESQ (wb) | STOI | ESTOI | mel distance | SI-SNR (dB) | utterances |",

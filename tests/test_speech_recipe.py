@@ -17,7 +17,8 @@ TINY = {
               "quantizer": {"dim": 8, "n_q": 4, "codebook_size": 16, "kmeans_iters": 2}},
     "discriminator": {"kinds": ["msstft"], "msstft": {"filters": 4}},
     "data": {"segment_seconds": 0.5, "batch_size": 2, "valid_utterances": 1, "valid_max_seconds": 2.0},
-    "schedule": {"max_steps": 3, "log_every": 1, "valid_every": 3, "checkpoint_every": 2, "valid_n_q": [1, 4]},
+    "schedule": {"max_steps": 3, "log_every": 1, "valid_every": 3, "checkpoint_every": 2,
+                 "valid_n_q": [1, 4]},
 }
 
 
@@ -27,7 +28,8 @@ def test_recipe_stages_0_to_3(tmp_path):
     shutil.copytree(RECIPE, recipe, ignore=shutil.ignore_patterns("data", "exp", "wavs"))
     (recipe / "conf" / "test_tiny.yaml").write_text(yaml.safe_dump(TINY))
     env = {**os.environ, "FUNCODEC_ROOT": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = ["bash", "run.sh", "--config", "conf/test_tiny.yaml", "--num-utts", "16", "--num-voices", "8", "--n-q", "1 2 4"]
+    command = ["bash", "run.sh", "--config", "conf/test_tiny.yaml", "--num-utts", "16", "--num-voices", "8",
+               "--n-q", "1 2 4"]
     result = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     exp = recipe / "exp" / "test_tiny"

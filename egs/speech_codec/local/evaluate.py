@@ -15,8 +15,10 @@ parser.add_argument("--out", required=True, help="results markdown file")
 args = parser.parse_args()
 codec = Codec.from_pretrained(args.model)
 n_qs = [n for n in args.n_q if n <= codec.n_q]
-table = results_table(evaluate_tokens(codec, args.data, args.tokens, n_qs), codec.frame_rate, codec.codebook_size)
+results = evaluate_tokens(codec, args.data, args.tokens, n_qs)
+table = results_table(results, codec.frame_rate, codec.codebook_size)
 text = (f"# {Path(args.model).parent.name}: {args.data}\n\n"
-        f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, codebooks of {codec.codebook_size}.\n\n{table}")
+        f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, codebooks of {codec.codebook_size}.\n\n"
+        f"{table}")
 Path(args.out).write_text(text, encoding="utf-8")
 print(text)
