@@ -46,6 +46,12 @@ class Codec(nn.Module):
 
     Shapes: waveforms are [B, C, T] at ``sample_rate``; codes are [B, n_q, N] with
     N = ceil(T / samples_per_frame).
+
+    Inference in bfloat16 (time-domain codecs): ``codec.to(torch.bfloat16)``.  ``encode`` casts the
+    waveform to the encoder's dtype and searches the codebooks in float32; ``decode`` returns bfloat16
+    audio.  This is fast only where bfloat16 arithmetic is native (GPUs, CPUs with AVX512-BF16 or
+    AMX); on other CPUs PyTorch emulates it, many times slower than float32.  See docs/benchmarks.md
+    for its speed and for how often its codes equal the float32 model's.
     """
 
     def __init__(self, config: CodecConfig) -> None:
@@ -136,10 +142,14 @@ class Codec(nn.Module):
             latent [B, D, N].
         """
         self._check_wav(wav)
-        return self.encoder(self.transform(wav))
+        return self.encoder(self.transform(wav.to(_weight_dtype(self.encoder))))
 
     def decode_latent(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Decoder path from (quantized) latent [B, D', N] to a waveform [B, C, length]."""
+        """Decoder path from (quantized) latent [B, D', N] to a waveform [B, C, length].
+
+        The latent is cast to the decoder's weight dtype; the waveform comes out in that dtype.
+        """
+        latent = latent.to(_weight_dtype(self.decoder))
         n_frames = latent.shape[-1]
         full_length = n_frames * self.samples_per_frame
         if self.config.arch == "seanet":
@@ -231,6 +241,11 @@ class Codec(nn.Module):
             model.fold_weight_norm()  # saved after folding: load plain weights
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()
+
+
+def _weight_dtype(module: nn.Module) -> torch.dtype:
+    """Floating-point dtype of a module's first parameter (float32 when it has none)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _atomic(path: Path, write) -> None:

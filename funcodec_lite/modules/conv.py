@@ -59,11 +59,12 @@ def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
                      block: int = 2048) -> torch.Tensor:
     """``F.conv_transpose1d`` (no padding, dilation or groups) as blocked matrix products plus overlap-add.
 
-    On CPU without autograd this is about 1.3-2x faster than oneDNN's transposed convolution for the
-    long signals of an audio decoder: one GEMM per block of ``block`` input frames gives each frame's
-    ``K`` output taps, which are added into the output while still in cache.  Results equal
-    ``F.conv_transpose1d`` up to float rounding (the sums are grouped differently).  Elsewhere (GPU,
-    or when a gradient is needed) it calls ``F.conv_transpose1d``.
+    For float32 on CPU without autograd this is faster than oneDNN's transposed convolution on the
+    long signals of an audio decoder (1.0-2.5x per layer, 1.4x over the four layers of EnCodec's
+    24 kHz decoder): one GEMM per block of ``block`` input frames gives each frame's ``K`` output
+    taps, which are added into the output while still in cache.
+    Results equal ``F.conv_transpose1d`` up to float rounding (the sums are grouped differently).
+    Otherwise (GPU, other dtypes, or when a gradient is needed) it calls ``F.conv_transpose1d``.
 
     Args:
         x: input [B, C_in, T].
@@ -75,26 +76,33 @@ def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         [B, C_out, (T - 1) * s + K].
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if needs_grad or x.device.type != "cpu":
+    if needs_grad or x.device.type != "cpu" or x.dtype != torch.float32:
         return F.conv_transpose1d(x, weight, bias, stride)
     batch, in_channels, length = x.shape
     out_channels, kernel = weight.shape[1], weight.shape[2]
     taps = -(-kernel // stride)  # input frames that overlap one output sample
     if taps * stride != kernel:
         weight = F.pad(weight, (0, taps * stride - kernel))
-    cols_weight = weight.reshape(in_channels, out_channels * taps * stride).t()
-    # y[b, c, t, j] is output sample t * s + j; frame t adds its tap m * s + j to row t + m.
+    cols_weight = weight.reshape(in_channels, out_channels * taps * stride).t().expand(batch, -1, -1)
+    # y[b, c, t, j] is output sample t * s + j; frame t adds its tap m * s + j to row t + m.  Rows are
+    # set to the bias just before the first frame that reaches them, so they are still in cache.
     y = x.new_empty(batch, out_channels, length + taps - 1, stride)
-    if bias is None:
-        y.zero_()
-    else:
-        y.copy_(bias[:, None, None].expand(y.shape[1:]))
+    _fill_bias(y[:, :, : taps - 1], bias)
     for start in range(0, length, block):
         end = min(length, start + block)
-        cols = torch.matmul(cols_weight, x[..., start:end]).view(batch, out_channels, taps, stride, end - start)
+        _fill_bias(y[:, :, start + taps - 1 : end + taps - 1], bias)
+        cols = torch.bmm(cols_weight, x[..., start:end]).view(batch, out_channels, taps, stride, end - start)
         for m in range(taps):
             y[:, :, start + m : end + m].add_(cols[:, :, m].transpose(-1, -2))
     return y.view(batch, out_channels, -1)[..., : (length - 1) * stride + kernel]
+
+
+def _fill_bias(rows: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Sets output rows [B, C, n, s] to the bias [C] (zeros without one)."""
+    if bias is None:
+        rows.zero_()
+    else:
+        rows.copy_(bias[:, None, None].expand_as(rows))
 
 
 def apply_norm(conv: nn.Module, norm: str) -> nn.Module:

@@ -191,6 +191,9 @@ class ResidualVectorQuantizer(nn.Module):
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Codes of a latent; bit-identical to EnCodec's quantizer with the same codebooks.
 
+        The search runs in float32 (or float64) whatever the latent's and codebooks' dtype, so a
+        bfloat16 model gets codes from float32 distances.
+
         Args:
             x (torch.Tensor): latent of shape [B, D, T].
             n_q (int, optional): layers to use (default all).
@@ -200,10 +203,10 @@ class ResidualVectorQuantizer(nn.Module):
         """
         n_q = self._check_n_q(n_q)
         batch, _, frames = x.shape
-        residual = _flatten(x)
+        residual = _flatten(x.to(torch.promote_types(x.dtype, torch.float32)))
         codes = torch.empty(batch, n_q, frames, dtype=torch.long, device=x.device)
         rows = min(residual.shape[0], DEFAULT_MAX_ROWS)
-        scratch = torch.empty(rows * self.config.codebook_size, dtype=x.dtype, device=x.device)
+        scratch = torch.empty(rows * self.config.codebook_size, dtype=residual.dtype, device=x.device)
         for i, layer in enumerate(self.layers[:n_q]):
             layer_codes = layer.encode(residual, scratch=scratch)
             layer.subtract_(residual, layer_codes)
@@ -217,12 +220,12 @@ class ResidualVectorQuantizer(nn.Module):
             codes (torch.Tensor): long codes of shape [B, n, T], n <= n_q.
 
         Returns:
-            torch.Tensor: quantized latent of shape [B, D, T].
+            torch.Tensor: quantized latent of shape [B, D, T], summed in float32 (or float64).
         """
         batch, n, frames = codes.shape
         if n > self.n_q:
             raise ValueError(f"got {n} code layers, the quantizer has {self.n_q}")
-        dtype = self.layers[0].embed.dtype
+        dtype = torch.promote_types(self.layers[0].embed.dtype, torch.float32)
         out = torch.zeros(batch, frames, self.config.dim, device=codes.device, dtype=dtype)
         for i in range(n):
             layer_codes = codes[:, i]
