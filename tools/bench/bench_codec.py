@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from timing import interleaved_samples  # tools/bench/timing.py (scripts run from this folder)
 
 from funcodec_lite import Codec
 from funcodec_lite.convert import encodec_to_codec
@@ -62,16 +63,7 @@ def build_models(wav: torch.Tensor) -> tuple[torch.nn.Module, Codec, Codec]:
 
 def time_rounds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     """Seconds per call of each function, interleaved with the order rotated every round."""
-    names = list(fns)
-    for name in names:  # warm-up
-        fns[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            samples[name].append(time.perf_counter() - start)
-    return samples
+    return interleaved_samples(fns, repeats)
 
 
 def median_ratio(num: list[float], den: list[float]) -> float:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from timing import interleaved_samples  # tools/bench/timing.py (scripts run from this folder)
 
 from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig, nearest_codes
 
@@ -68,16 +68,8 @@ def build(layers: int) -> dict[str, tuple[torch.nn.Module, Callable[[], torch.Te
 
 def time_side_by_side(fns: dict[str, Callable[[], object]], repeats: int) -> list[Timing]:
     """Interleaved runs (order rotated every round) so load changes hit all implementations alike."""
-    names = list(fns)
-    for name in names:  # warm-up
-        fns[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return [Timing(n, statistics.median(samples[n]), min(samples[n])) for n in names]
+    samples = {n: [t * 1e3 for t in ts] for n, ts in interleaved_samples(fns, repeats).items()}
+    return [Timing(n, statistics.median(samples[n]), min(samples[n])) for n in samples]
 
 
 def main() -> None:
