@@ -17,6 +17,7 @@ from funcodec_lite.modules.conv import fold_weight_norm
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
+from funcodec_lite.utils.atomic import atomic_path
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -228,8 +229,10 @@ class Codec(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic(directory / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-        _atomic(directory / CONFIG_FILE, self.config.to_yaml)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            self.config.to_yaml(tmp)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
@@ -247,12 +250,3 @@ def _weight_dtype(module: nn.Module) -> torch.dtype:
     """Floating-point dtype of a module's first parameter (float32 when it has none)."""
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
-
-def _atomic(path: Path, write) -> None:
-    """Calls ``write(tmp_path)`` then renames the temporary file onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from tqdm import tqdm
 from funcodec_lite.codec import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.metrics import QualityScores, average_scores, score_pair
+from funcodec_lite.utils.atomic import atomic_path
 
 
 def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
@@ -37,10 +37,9 @@ def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: i
         if not hasattr(item, "wav") or target.exists():
             continue
         codes = codec.encode(item.wav[None, :, : item.length], n_q=n_q)[0]
-        tmp = target.with_name(f".{target.name}.tmp.npz")
-        np.savez(tmp, codes=codes.cpu().numpy().astype(np.int16), num_samples=np.int64(item.length),
-                 sample_rate=np.int64(codec.sample_rate))
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            np.savez(tmp, codes=codes.cpu().numpy().astype(np.int16), num_samples=np.int64(item.length),
+                     sample_rate=np.int64(codec.sample_rate))
         written += 1
     return written
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from funcodec_lite.utils.atomic import atomic_path
 
 _FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
@@ -143,26 +143,14 @@ def save_audio(
         raise AudioError(path, "is a directory")
     if not dest.parent.is_dir():
         raise AudioError(path, f"parent directory {str(dest.parent)!r} does not exist")
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        # O_EXCL: never clobber another file; mode 0o666 minus the umask, like any new file
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as err:
-        raise AudioError(path, f"cannot create a file in {str(dest.parent)!r} ({err.strerror})") from err
-    try:
-        with open(fd, "wb") as handle:
-            sf.write(handle, data, sample_rate, subtype=subtype, format=fmt)
-        # os.replace is atomic within one file system, hence the temporary file next to `dest`
-        os.replace(tmp, dest)
-    except (sf.SoundFileError, RuntimeError, OSError) as err:
-        _remove_quietly(tmp)
-        detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
-        raise AudioError(path, f"cannot write audio ({detail})") from err
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()
+    with atomic_path(dest) as tmp:
+        try:
+            handle = open(tmp, "xb")  # "x": never clobber another file
+        except OSError as err:
+            raise AudioError(path, f"cannot create a file in {str(dest.parent)!r} ({err.strerror})") from err
+        try:
+            with handle:
+                sf.write(handle, data, sample_rate, subtype=subtype, format=fmt)
+        except (sf.SoundFileError, RuntimeError, OSError) as err:
+            detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+            raise AudioError(path, f"cannot write audio ({detail})") from err

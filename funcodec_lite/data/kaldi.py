@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from funcodec_lite.utils.atomic import atomic_path
 
 _ARCHIVE = re.compile(r"\.(ark|scp):\d+$")
 _MAX_LISTED = 10
@@ -272,14 +273,8 @@ def validate_data_dir(
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(line + "\n" for line in lines)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in lines)
 
 
 def write_data_dir(

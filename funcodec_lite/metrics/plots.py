@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import uuid
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
+
+from funcodec_lite.utils.atomic import atomic_path
 
 from ..audio.spectral import MelSpectrogram, STFTConfig, max_mel_bins
 
@@ -94,18 +93,5 @@ def save_spectrogram_png(
         ax.set_ylabel("mel bin")
     axes[-1].set_xlabel("time (s)")
     fig.colorbar(image, ax=list(axes), label="dB", shrink=0.9)
-    _save_atomic(fig, Path(path))
-
-
-def _save_atomic(fig, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # O_EXCL: never clobber another file; mode 0o666 minus the umask, like any new file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "wb") as handle:
-            fig.savefig(handle, format="png")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with atomic_path(path) as tmp, open(tmp, "xb") as handle:
+        fig.savefig(handle, format="png")

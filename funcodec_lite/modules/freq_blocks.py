@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils import parametrizations
+
+from funcodec_lite.modules.conv import apply_norm
 
 FREQ_NORMS = ("none", "weight_norm")
 
@@ -21,7 +22,7 @@ def normed(module: nn.Module, norm: str) -> nn.Module:
     """Returns ``module`` with its weight under weight normalisation when ``norm == 'weight_norm'``."""
     if norm not in FREQ_NORMS:
         raise ValueError(f"unknown norm {norm!r}; choose one of {FREQ_NORMS}")
-    return parametrizations.weight_norm(module) if norm == "weight_norm" else module
+    return apply_norm(module, norm)
 
 
 def group_count(in_channels: int, out_channels: int, group_size: int) -> int:
