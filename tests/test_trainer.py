@@ -143,3 +143,16 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path, data):
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], atol=1e-6, rtol=1e-5, msg=key)
     assert rank0["quantizer.layers.0.inited"].item() == 1.0  # codebooks were initialised and trained
+
+
+def test_one_stft_per_signal_and_resolution(tmp_path, data):
+    """A training step with the discriminators on transforms each signal once per resolution:
+    the loss's 7 scales and the discriminator's 2 windows, for the real and the decoded batch."""
+    from funcodec_lite.utils.profile import STFTCallCounter
+
+    trainer = _trainer(tmp_path, data, disc_start_step=0)
+    wav = next(trainer._batches())
+    with STFTCallCounter() as counter:
+        trainer.train_step(wav)
+    assert counter.max_repeats == 1
+    assert counter.total == 2 * (7 + 2)

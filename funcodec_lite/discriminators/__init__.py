@@ -1,6 +1,12 @@
 """GAN discriminators for codecs and vocoders: MSD, MPD, MS-STFT and their combination."""
 
-from .combined import KINDS, DiscriminatorConfig, DiscriminatorOutputs, MultiDiscriminator
+from .combined import (
+    KINDS,
+    DiscriminatorConfig,
+    DiscriminatorInputs,
+    DiscriminatorOutputs,
+    MultiDiscriminator,
+)
 from .mpd import MPDConfig, MultiPeriodDiscriminator, PeriodDiscriminator
 from .msd import MSDConfig, MultiScaleDiscriminator, ScaleDiscriminator
 from .msstft import MSSTFTConfig, MultiScaleSTFTDiscriminator, STFTDiscriminator
@@ -8,6 +14,7 @@ from .msstft import MSSTFTConfig, MultiScaleSTFTDiscriminator, STFTDiscriminator
 __all__ = [
     "KINDS",
     "DiscriminatorConfig",
+    "DiscriminatorInputs",
     "DiscriminatorOutputs",
     "MPDConfig",
     "MSDConfig",

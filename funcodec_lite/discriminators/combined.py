@@ -63,18 +63,47 @@ class MultiDiscriminator(nn.Module):
         labels = {"msd": range(cfg.msd.scales), "mpd": cfg.mpd.periods, "msstft": cfg.msstft.windows}
         return [f"{kind}/{label}" for kind in cfg.kinds for label in labels[kind]]
 
-    def forward(self, wav: torch.Tensor) -> DiscriminatorOutputs:
-        """Args:
-            wav (torch.Tensor): mono signal of shape [B, 1, T] or [B, T].
+    def prepare(self, wav: torch.Tensor) -> DiscriminatorInputs:
+        """The weight-free front ends (the MS-STFT spectrograms), computed once for a signal.
 
-        Returns:
-            DiscriminatorOutputs: per sub-discriminator (see `names`), (logits, feature maps).
+        Args:
+            wav (torch.Tensor): mono signal of shape [B, 1, T] or [B, T].
         """
         if wav.dim() == 2:
             wav = wav[:, None]
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise ValueError(f"expected a mono signal [B, 1, T], got shape {tuple(wav.shape)}")
+        inputs = {}
+        for kind, disc in self.discriminators.items():
+            inputs[kind] = disc.spectrograms(wav) if isinstance(disc, MultiScaleSTFTDiscriminator) else wav
+        return DiscriminatorInputs(inputs)
+
+    def forward(self, wav: torch.Tensor | DiscriminatorInputs) -> DiscriminatorOutputs:
+        """Args:
+            wav: mono signal [B, 1, T] or [B, T], or its `prepare`d inputs (reused across the
+                discriminator and generator updates of a step; pass them through `forward` rather
+                than calling the sub-modules, so a DistributedDataParallel wrapper still syncs).
+
+        Returns:
+            DiscriminatorOutputs: per sub-discriminator (see `names`), (logits, feature maps).
+        """
+        inputs = wav if isinstance(wav, DiscriminatorInputs) else self.prepare(wav)
         outputs: DiscriminatorOutputs = []
-        for disc in self.discriminators.values():
-            outputs.extend(disc(wav))
+        for kind, disc in self.discriminators.items():
+            x = inputs.by_kind[kind]
+            outputs.extend(disc.classify(x) if isinstance(disc, MultiScaleSTFTDiscriminator) else disc(x))
         return outputs
+
+
+class DiscriminatorInputs:
+    """What `MultiDiscriminator.prepare` computed for one signal: per kind, a waveform or spectrograms."""
+
+    def __init__(self, by_kind: dict[str, torch.Tensor | list[torch.Tensor]]):
+        self.by_kind = by_kind
+
+    def detach(self) -> DiscriminatorInputs:
+        """The same inputs cut from the autograd graph (for the discriminator update on fakes)."""
+        return DiscriminatorInputs({
+            kind: [t.detach() for t in x] if isinstance(x, list) else x.detach()
+            for kind, x in self.by_kind.items()
+        })

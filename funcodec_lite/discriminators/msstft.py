@@ -111,7 +111,15 @@ class STFTDiscriminator(nn.Module):
             tuple: logits [B, 1, N, F'] and the activation of every conv layer but the last
             (len(dilations) + 2 maps of shape [B, C_l, N, F_l]).
         """
-        x = self.spectrogram(wav)
+        return self.classify(self.spectrogram(wav))
+
+    def classify(self, spec: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The convolutional part, on a precomputed `spectrogram` [B, 2, N, F].
+
+        Returns:
+            tuple: as `forward`.
+        """
+        x = spec
         features = []
         for conv in self.convs:
             x = F.leaky_relu(conv(x), self.config.negative_slope)
@@ -142,4 +150,21 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         Returns:
             list: per window, (logits [B, 1, N, F'], feature maps).
         """
-        return [disc(wav) for disc in self.discriminators]
+        return self.classify(self.spectrograms(wav))
+
+    def spectrograms(self, wav: torch.Tensor) -> list[torch.Tensor]:
+        """The weight-free front end: one [B, 2, N, F] spectrogram per window (see `classify`).
+
+        A trainer computes these once per signal and step and reuses them for the discriminator and
+        the generator updates, so no STFT is taken twice.
+        """
+        return [disc.spectrogram(wav) for disc in self.discriminators]
+
+    def classify(self, spectrograms: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        """Args:
+            spectrograms: the output of `spectrograms`.
+
+        Returns:
+            list: per window, (logits [B, 1, N, F'], feature maps).
+        """
+        return [disc.classify(spec) for disc, spec in zip(self.discriminators, spectrograms)]

@@ -156,8 +156,11 @@ class Trainer:
         use_disc = self.step >= schedule.disc_start_step and len(self.config.discriminator.kinds) > 0
         real = fake = None
         if use_disc:
+            # STFTs of the real and decoded signal are taken once and shared by both updates
+            prepare = acc.unwrap_model(self.discriminator).prepare
             with acc.autocast():
-                real, fake = self.discriminator(wav), self.discriminator(out.wav.detach())
+                real_in, fake_in = prepare(wav), prepare(out.wav)
+                real, fake = self.discriminator(real_in), self.discriminator(fake_in.detach())
                 d_loss = self.loss.discriminator_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             acc.backward(d_loss.total)
@@ -165,7 +168,7 @@ class Trainer:
             self.opt_d.step()
             terms.update(d_loss.terms)
             with acc.autocast():
-                real, fake = self.discriminator(wav), self.discriminator(out.wav)
+                real, fake = self.discriminator(real_in), self.discriminator(fake_in)
         with acc.autocast():
             g_loss = self.loss(wav, out.wav, out.commit_loss, real, fake)
         self.opt_g.zero_grad(set_to_none=True)

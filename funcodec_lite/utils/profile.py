@@ -97,3 +97,42 @@ def profile_table(models: Mapping[str, ModelProfile | Mapping[str, Any]]) -> str
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
     return "\n".join(lines)
+
+
+class STFTCallCounter:
+    """Counts ``torch.stft`` calls per (signal, resolution) while active (a profiling aid).
+
+    A signal is identified by its storage address and shape, a resolution by n_fft, hop, window
+    length and centring, so ``max_repeats == 1`` means no STFT was taken twice for the same signal and
+    resolution. Use as a context manager; it patches ``torch.stft`` and restores it on exit.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple, int] = {}
+        self._original: Callable[..., Any] | None = None
+
+    def __enter__(self) -> STFTCallCounter:
+        self._original = original = torch.stft
+
+        def counted(input: torch.Tensor, n_fft: int, hop_length: int | None = None,
+                    win_length: int | None = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+            center = kwargs.get("center", args[1] if len(args) > 1 else True)
+            key = (input.data_ptr(), tuple(input.shape), n_fft, hop_length, win_length, center)
+            self.calls[key] = self.calls.get(key, 0) + 1
+            return original(input, n_fft, hop_length, win_length, *args, **kwargs)
+
+        torch.stft = counted
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.stft = self._original
+
+    @property
+    def total(self) -> int:
+        """All STFT calls seen."""
+        return sum(self.calls.values())
+
+    @property
+    def max_repeats(self) -> int:
+        """The most times one (signal, resolution) pair was transformed (0 if none was)."""
+        return max(self.calls.values(), default=0)
