@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,22 @@ from funcodec_lite.quantization import RVQConfig, SemanticConfig
 ARCHITECTURES: dict[str, type] = {"seanet": SEANetConfig, "freqcodec": FreqCodecConfig}
 DOMAINS = ("time", "mag_angle", "mag_phase")
 PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``3e-4`` and ``1E5`` as floats (PyYAML wants ``3.0e-4``)."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text_or_stream: Any) -> Any:
+    """Parses config YAML (safe: plain data only) with scientific-notation floats."""
+    return yaml.load(text_or_stream, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ConfigError(ValueError):
@@ -86,7 +103,7 @@ class CodecConfig:
         if not path.exists() and not path.suffix and (PRESET_DIR / f"{path}.yaml").exists():
             path = PRESET_DIR / f"{path}.yaml"  # a preset name such as "encodec_24khz"
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = load_yaml(handle)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         return cls.from_dict(data)

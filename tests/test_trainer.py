@@ -156,3 +156,22 @@ def test_one_stft_per_signal_and_resolution(tmp_path, data):
         trainer.train_step(wav)
     assert counter.max_repeats == 1
     assert counter.total == 2 * (7 + 2)
+
+
+def test_max_minutes_stops_and_checkpoints(tmp_path, data):
+    trainer = _trainer(tmp_path, data, max_steps=1000, max_minutes=0.02)  # 1.2 s budget
+    trainer.fit()
+    assert 0 < trainer.step < 1000
+    assert checkpoint_dirs(tmp_path)[-1].name == f"step-{trainer.step:08d}"
+
+
+def test_set_overrides_are_typed_and_checked(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    overrides = ["optim.lr=2e-4", "schedule.mixed_precision=no", "data.batch_size=3"]
+    config = TrainConfig.from_yaml(path, overrides)
+    assert config.optim.lr == pytest.approx(2e-4)
+    assert config.schedule.mixed_precision == "no"  # YAML reads a bare `no` as false
+    assert config.data.batch_size == 3
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig.from_yaml(path, ["schedule.mixed_precision=fp64"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speech codec recipe (Kaldi style): data → train → tokenize the test set → decode and evaluate.
 #   ./run.sh [--stage N] [--stop-stage M] [--config conf/tiny_time.yaml] [--corpus DIR] [--max-steps N]
-#            [--num-utts N] [--num-voices N] [--nj N] [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.cli"]
+#            [--set key=value ...] [--num-utts N] [--num-voices N] [--nj N] [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.cli"]
 # Stage 0: data dirs under data/ (synthetic espeak-ng speech by default, --corpus DIR for real audio).
 # Stage 1: training into exp/<config name>/ (checkpoints, model/, tensorboard/, log/train.log).
 # Stage 2: tokens of the test set in exp/<config name>/tokens/test/.
@@ -20,6 +20,7 @@ num_voices=40
 nj=2
 launch=
 n_q="1 2 4 8 16 32"
+overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --nj) nj=$2; shift 2 ;;
     --launch) launch=$2; shift 2 ;;
     --n-q) n_q=$2; shift 2 ;;
+    --set) overrides+=(--set "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -57,7 +59,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   resume=()
   [ -d "$exp/checkpoints" ] && resume=(--resume)
   ${launch:-python -m funcodec_lite.cli} train --config "$config" --train data/train --valid data/dev \
-    --exp-dir "$exp" "${steps[@]}" "${resume[@]}" 2>&1 | tee -a "$exp/log/train.log"
+    --exp-dir "$exp" "${steps[@]}" "${resume[@]}" "${overrides[@]}" 2>&1 | tee -a "$exp/log/train.log"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

@@ -6,9 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from funcodec_lite.config import CodecConfig, ConfigError, _build
+from funcodec_lite.config import CodecConfig, ConfigError, _build, load_yaml
 from funcodec_lite.discriminators import DiscriminatorConfig
 from funcodec_lite.losses import LossWeights
 
@@ -51,6 +49,7 @@ class ScheduleConfig:
     """Steps, intervals, and precision."""
 
     max_steps: int = 100_000
+    max_minutes: float = 0.0  # wall-clock budget of one run (0 = none): stops and checkpoints
     disc_start_step: int = 0
     log_every: int = 50
     valid_every: int = 1000
@@ -60,6 +59,13 @@ class ScheduleConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (GPU)
     valid_n_q: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     valid_clips: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"schedule.mixed_precision must be no, bf16 or fp16, "
+                             f"got {self.mixed_precision!r}")
 
 
 @dataclass
@@ -89,7 +95,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+            data = load_yaml(handle) or {}
         for item in overrides or []:
             apply_override(data, item)
         return cls.from_dict(data)
@@ -110,4 +116,4 @@ def apply_override(data: dict, item: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {part} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw)
+    node[parts[-1]] = load_yaml(raw)

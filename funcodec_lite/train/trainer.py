@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ from funcodec_lite.losses import CodecLoss
 from funcodec_lite.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from funcodec_lite.train.config import TrainConfig
 from funcodec_lite.train.validate import validate
+from funcodec_lite.utils.profile import PhaseTimer
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +145,20 @@ class Trainer:
             return float("nan")
         return float(self.accelerator.clip_grad_norm_(module.parameters(), limit))
 
-    def train_step(self, wav: torch.Tensor) -> dict[str, float]:
-        """One discriminator update (once started) and one generator update; returns logged terms."""
+    def train_step(self, wav: torch.Tensor, timer: PhaseTimer | None = None) -> dict[str, float]:
+        """One discriminator update (once started) and one generator update; returns logged terms.
+
+        ``timer`` (optional) receives the seconds spent in each phase: generator forward,
+        discriminator forward + loss, discriminator backward + update, generator losses (adversarial
+        and feature matching included), generator backward + update.
+        """
         acc, schedule = self.accelerator, self.config.schedule
+        phase = timer or (lambda name: contextlib.nullcontext())
         for optimizer in (self.opt_g, self.opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = group.setdefault("initial_lr", group["lr"]) * self._lr_factor()
         self.generator.train()
-        with acc.autocast():
+        with phase("generator_forward"), acc.autocast():
             out = self.generator(wav)
         terms: dict[str, float] = {}
         use_disc = self.step >= schedule.disc_start_step and len(self.config.discriminator.kinds) > 0
@@ -158,23 +166,25 @@ class Trainer:
         if use_disc:
             # STFTs of the real and decoded signal are taken once and shared by both updates
             prepare = acc.unwrap_model(self.discriminator).prepare
-            with acc.autocast():
+            with phase("discriminator_forward"), acc.autocast():
                 real_in, fake_in = prepare(wav), prepare(out.wav)
                 real, fake = self.discriminator(real_in), self.discriminator(fake_in.detach())
                 d_loss = self.loss.discriminator_loss(real, fake)
-            self.opt_d.zero_grad(set_to_none=True)
-            acc.backward(d_loss.total)
-            terms["grad_norm_d"] = self._clip(self.discriminator)
-            self.opt_d.step()
+            with phase("discriminator_backward"):
+                self.opt_d.zero_grad(set_to_none=True)
+                acc.backward(d_loss.total)
+                terms["grad_norm_d"] = self._clip(self.discriminator)
+                self.opt_d.step()
             terms.update(d_loss.terms)
-            with acc.autocast():
+        with phase("generator_losses"), acc.autocast():
+            if use_disc:
                 real, fake = self.discriminator(real_in), self.discriminator(fake_in)
-        with acc.autocast():
             g_loss = self.loss(wav, out.wav, out.commit_loss, real, fake)
-        self.opt_g.zero_grad(set_to_none=True)
-        acc.backward(g_loss.total)
-        terms["grad_norm_g"] = self._clip(self.generator)
-        self.opt_g.step()
+        with phase("generator_backward"):
+            self.opt_g.zero_grad(set_to_none=True)
+            acc.backward(g_loss.total)
+            terms["grad_norm_g"] = self._clip(self.generator)
+            self.opt_g.step()
         terms.update({f"g_{k}": v for k, v in g_loss.terms.items()})
         for key, value in out.metrics.items():
             if key.endswith("/perplexity") or key.endswith("/revived"):
@@ -220,6 +230,13 @@ class Trainer:
         tqdm.write(f"valid step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         self.accelerator.wait_for_everyone()
 
+    def _out_of_time(self, deadline: float) -> bool:
+        """True once the wall-clock budget is spent on any rank, so that every rank stops at the same step."""
+        if deadline == math.inf:
+            return False
+        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="max").item())
+
     def fit(self, max_steps: int | None = None, resume: bool = False) -> None:
         """Trains until ``max_steps`` (default: the config's), checkpointing on the way and at the end."""
         schedule = self.config.schedule
@@ -229,7 +246,12 @@ class Trainer:
         batches = self._batches()
         bar = tqdm(total=max_steps, initial=self.step, disable=not self.accelerator.is_main_process,
                    desc="train", dynamic_ncols=True)
+        deadline = time.monotonic() + 60 * schedule.max_minutes if schedule.max_minutes > 0 else math.inf
         while self.step < max_steps:
+            if self._out_of_time(deadline):
+                self.accelerator.print(f"stopping at step {self.step}: max_minutes={schedule.max_minutes:g} "
+                                       "reached")
+                break
             start = time.perf_counter()
             terms = self.train_step(next(batches))
             self.step += 1

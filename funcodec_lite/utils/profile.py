@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -136,3 +137,33 @@ class STFTCallCounter:
     def max_repeats(self) -> int:
         """The most times one (signal, resolution) pair was transformed (0 if none was)."""
         return max(self.calls.values(), default=0)
+
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase, summed over calls (``with timer("losses"): ...``).
+
+    On CUDA the device is synchronised at both ends of a phase so that asynchronous kernels are
+    charged to the phase that launched them.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str) -> _Phase:
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, timer: PhaseTimer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - self.start
+        self.timer.seconds[self.name] = self.timer.seconds.get(self.name, 0.0) + elapsed
