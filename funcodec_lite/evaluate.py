@@ -1,18 +1,24 @@
-"""Corpus-level evaluation of a codec: tokenize a data directory, decode at several n_q, score, tabulate."""
+"""Evaluation of a codec: tokenize a data directory, decode at several n_q, score file pairs, tabulate."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from funcodec_lite.audio.blocks import AUDIO_EXTENSIONS
+from funcodec_lite.audio.io import load_audio, resample
+from funcodec_lite.audio.spectral import mel_distance
 from funcodec_lite.codec import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
-from funcodec_lite.metrics import QualityScores, average_scores, score_pair
-from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.filecoding import check_tokens, model_length
+from funcodec_lite.metrics import QualityScores, average_scores, score_pair, si_snr
+from funcodec_lite.model_dir import model_id
+from funcodec_lite.tokens import TokenFile, load_tokens, save_tokens
 
 
 def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
@@ -23,7 +29,8 @@ def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> A
 @torch.no_grad()
 def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: int | None = None,
                  max_seconds: float | None = None) -> int:
-    """Encodes every utterance of a data directory to ``out_dir/<utt>.npz`` (codes int16 [n_q, N]).
+    """Encodes every utterance of a data directory to ``out_dir/<utt>.npz`` (the token format of
+    ``funcodec_lite.tokens``, one stream at the model's rate and channel count).
 
     Already written files are skipped, so an interrupted run resumes. Returns the number written.
     """
@@ -36,10 +43,11 @@ def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: i
         target = out_dir / f"{item.utt_id}.npz"
         if not hasattr(item, "wav") or target.exists():
             continue
-        codes = codec.encode(item.wav[None, :, : item.length], n_q=n_q)[0]
-        with atomic_path(target) as tmp:
-            np.savez(tmp, codes=codes.cpu().numpy().astype(np.int16), num_samples=np.int64(item.length),
-                     sample_rate=np.int64(codec.sample_rate))
+        codes = codec.encode(item.wav[None, :, : item.length], n_q=n_q)
+        save_tokens(target, TokenFile(
+            codes=codes.cpu().numpy().astype(np.int16), sample_rate=codec.sample_rate,
+            num_samples=item.length, num_channels=codec.channels, frame_rate=codec.frame_rate,
+            codebook_size=codec.codebook_size, model_id=model_id(codec)))
         written += 1
     return written
 
@@ -48,6 +56,9 @@ def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: i
 def evaluate_tokens(codec: Codec, data_dir: str | Path, token_dir: str | Path,
                     n_qs: list[int]) -> dict[int, tuple[QualityScores, int]]:
     """Decodes the tokens of ``tokenize_dir`` with the first n codebooks, for each n in ``n_qs``.
+
+    Raises:
+        TokenFileError: a token file that is corrupt or was made by another model.
 
     Returns:
         ``{n_q: (average scores, number of utterances)}``.
@@ -59,14 +70,18 @@ def evaluate_tokens(codec: Codec, data_dir: str | Path, token_dir: str | Path,
         path = Path(token_dir) / f"{item.utt_id}.npz"
         if not hasattr(item, "wav") or not path.exists():
             continue
-        with np.load(path, allow_pickle=False) as archive:
-            codes = torch.from_numpy(archive["codes"].astype(np.int64))
-            length = int(archive["num_samples"])
+        tokens = load_tokens(path)
+        check_tokens(tokens, codec, path)
+        codes = torch.from_numpy(tokens.codes.astype(np.int64))  # [streams, n_q, N]
+        length = model_length(tokens.num_samples, tokens.sample_rate, codec.sample_rate)
         reference = item.wav[:, :length]
         for n_q in n_qs:
-            if n_q > codes.shape[0]:
+            if n_q > codes.shape[1]:
                 continue
-            decoded = codec.decode(codes[None, :n_q], length=length)[0].clamp(-1, 1)
+            decoded = codec.decode(codes[:, :n_q], length=reference.shape[-1]).clamp(-1, 1)
+            decoded = decoded.reshape(-1, decoded.shape[-1])
+            if decoded.shape[0] != reference.shape[0]:
+                decoded = decoded.mean(dim=0, keepdim=True).expand_as(reference)
             scores[n_q].append(score_pair(reference, decoded, codec.sample_rate))
     return {n: (average_scores(s), len(s)) for n, s in scores.items() if s}
 
@@ -81,3 +96,121 @@ def results_table(results: dict[int, tuple[QualityScores, int]], frame_rate: flo
         lines.append(f"| {n_q} | {n_q * bits * frame_rate / 1000:.2f} | {s.pesq:.3f} | {s.stoi:.3f} | "
                      f"{s.estoi:.3f} | {s.mel_distance:.3f} | {s.si_snr:.2f} | {count} |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring pairs of files (`codec eval`)
+@dataclass
+class PairResult:
+    """Scores of one (reference, hypothesis) pair, or why it could not be scored.
+
+    ``trimmed`` counts the samples cut from the longer signal when the lengths differed.
+    """
+
+    name: str
+    ref: str
+    hyp: str
+    scores: QualityScores | None = None
+    error: str | None = None
+    trimmed: int = 0
+
+
+def _audio_files(directory: Path) -> dict[str, Path]:
+    """Audio files under ``directory`` keyed by relative path without extension."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return {str(p.relative_to(directory).with_suffix("")): p for p in files}
+
+
+def collect_pairs(ref: str | Path, hyp: str | Path) -> list[tuple[str, Path | None, Path | None]]:
+    """Matches references with hypotheses: two files, two directories (same relative path, any audio
+    extension) or two scp files (same utterance id; ``.scp`` files).
+
+    Returns:
+        ``(name, ref path or None, hyp path or None)`` for every name on either side, sorted.
+    """
+    from funcodec_lite.dataset_tokens import read_scp
+
+    ref, hyp = Path(ref), Path(hyp)
+    for path in (ref, hyp):
+        if not path.exists():
+            raise ValueError(f"{path}: no such file or directory")
+    if ref.is_dir() != hyp.is_dir() or (ref.suffix == ".scp") != (hyp.suffix == ".scp"):
+        raise ValueError(f"--ref {ref} and --hyp {hyp} must both be files, directories or .scp lists")
+    if ref.suffix == ".scp":
+        left = {k: Path(v) for k, v in read_scp(ref)}
+        right = {k: Path(v) for k, v in read_scp(hyp)}
+    elif ref.is_dir():
+        left, right = _audio_files(ref), _audio_files(hyp)
+        if not left:
+            raise ValueError(f"{ref}: no audio files in this directory")
+    else:
+        return [(ref.stem, ref, hyp)]
+    return [(name, left.get(name), right.get(name)) for name in sorted(set(left) | set(right))]
+
+
+def score_files(name: str, ref: Path | None, hyp: Path | None) -> PairResult:
+    """Scores ``hyp`` against ``ref`` at the reference's rate (the hypothesis is resampled to it).
+
+    Lengths that differ are cut to the shorter (``trimmed`` says by how much); channel counts must agree.
+    Problems (a missing partner, unreadable audio) become ``error`` instead of raising.
+    """
+    result = PairResult(name, str(ref or ""), str(hyp or ""))
+    if ref is None or hyp is None:
+        result.error = f"no {'reference' if ref is None else 'hypothesis'} for {name}"
+        return result
+    try:
+        r, rate = load_audio(ref)
+        h, hyp_rate = load_audio(hyp)
+        h = resample(h, hyp_rate, rate) if h.shape[-1] else h
+        if r.shape[0] != h.shape[0]:
+            raise ValueError(f"{hyp}: {h.shape[0]} channel(s), the reference has {r.shape[0]}")
+        length = min(r.shape[-1], h.shape[-1])
+        if length == 0:
+            raise ValueError(f"{ref if r.shape[-1] == 0 else hyp}: no samples to score")
+        result.trimmed = max(r.shape[-1], h.shape[-1]) - length
+        result.scores = _scores(r[:, :length], h[:, :length], rate)
+    except ValueError as err:
+        result.error = str(err) if str(hyp) in str(err) or str(ref) in str(err) else f"{hyp}: {err}"
+    return result
+
+
+def _scores(ref: torch.Tensor, hyp: torch.Tensor, rate: int) -> QualityScores:
+    """``score_pair``; signals too short for STOI (a few samples) get NaN for PESQ, STOI and ESTOI."""
+    try:
+        return score_pair(ref, hyp, rate)
+    except (ValueError, IndexError):  # pystoi fails on signals shorter than one of its frames
+        return QualityScores(pesq=math.nan, stoi=math.nan, estoi=math.nan,
+                             mel_distance=float(mel_distance(ref, hyp, rate)),
+                             si_snr=float(si_snr(ref, hyp).mean()))
+
+
+def pairs_summary(results: list[PairResult]) -> dict:
+    """JSON-ready summary: per-pair scores (NaN as null), their NaN-aware mean, counts."""
+    scored = [r.scores for r in results if r.scores is not None]
+    mean = asdict(average_scores(scored)) if scored else None
+
+    def clean(values: dict | None) -> dict | None:
+        return None if values is None else {k: (None if math.isnan(v) else v) for k, v in values.items()}
+
+    pairs = [{"name": r.name, "ref": r.ref, "hyp": r.hyp, "trimmed_samples": r.trimmed,
+              "scores": clean(asdict(r.scores)) if r.scores else None, "error": r.error} for r in results]
+    return {"pairs": pairs, "mean": clean(mean), "scored": len(scored), "failed": len(results) - len(scored)}
+
+
+def pairs_table(results: list[PairResult], max_rows: int = 50) -> str:
+    """A fixed-width table of the pairs (at most ``max_rows``) and their mean."""
+    header = f"{'name':30s} {'PESQ':>6s} {'STOI':>6s} {'ESTOI':>6s} {'mel':>7s} {'SI-SNR':>8s}"
+    lines = [header, "-" * len(header)]
+
+    def row(name: str, s: QualityScores) -> str:
+        return (f"{name[:30]:30s} {s.pesq:6.3f} {s.stoi:6.3f} {s.estoi:6.3f} {s.mel_distance:7.3f} "
+                f"{s.si_snr:8.2f}")
+
+    for r in results[:max_rows]:
+        lines.append(row(r.name, r.scores) if r.scores else f"{r.name[:30]:30s} error: {r.error}")
+    if len(results) > max_rows:
+        lines.append(f"... {len(results) - max_rows} more pair(s) in the JSON file")
+    scored = [r.scores for r in results if r.scores is not None]
+    if scored:
+        lines += ["-" * len(header), row(f"mean of {len(scored)}", average_scores(scored))]
+    return "\n".join(lines)

@@ -48,3 +48,16 @@ def test_conv_transpose1d_keeps_gradients():
     weight = torch.randn(4, 2, 8, requires_grad=True)
     conv_transpose1d(x, weight, None, 4).square().sum().backward()
     assert x.grad is not None and weight.grad is not None
+
+
+def test_fold_weight_norm_under_no_grad_keeps_parameters():
+    from funcodec_lite.modules.conv import StreamableConv1d, fold_weight_norm
+
+    conv = StreamableConv1d(3, 4, 5, norm="weight_norm")
+    x = torch.randn(1, 3, 20)
+    before = conv(x)
+    with torch.no_grad():
+        assert fold_weight_norm(conv) == 1
+    names = {name for name, _ in conv.named_parameters()}
+    assert any(name.endswith("weight") for name in names) and len(names) == 2
+    torch.testing.assert_close(conv(x), before, rtol=1e-6, atol=1e-6)

@@ -130,10 +130,12 @@ def fold_weight_norm(module: nn.Module) -> int:
     were folded.
     """
     folded = 0
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub, "weight"):
-            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
-            folded += 1
+    # under no_grad, remove_parametrizations would leave a plain tensor instead of an nn.Parameter
+    with torch.enable_grad():
+        for sub in module.modules():
+            if parametrize.is_parametrized(sub, "weight"):
+                parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
+                folded += 1
     return folded
 
 

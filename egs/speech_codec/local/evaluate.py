@@ -1,10 +1,13 @@
-"""Recipe stage 3: decode the tokens at several n_q, score against the references, write results.md."""
+"""Recipe stage 3: decode the tokens at several n_q, score against the references, write results.md.
+
+Token files are read and checked by funcodec_lite.tokens (a file made by another model is an error).
+"""
 
 import argparse
 from pathlib import Path
 
-from funcodec_lite import Codec
 from funcodec_lite.evaluate import evaluate_tokens, results_table
+from funcodec_lite.model_dir import load_model
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", required=True)
@@ -13,7 +16,7 @@ parser.add_argument("--tokens", required=True)
 parser.add_argument("--n-q", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
 parser.add_argument("--out", required=True, help="results markdown file")
 args = parser.parse_args()
-codec = Codec.from_pretrained(args.model)
+codec = load_model(args.model)
 n_qs = [n for n in args.n_q if n <= codec.n_q]
 results = evaluate_tokens(codec, args.data, args.tokens, n_qs)
 table = results_table(results, codec.frame_rate, codec.codebook_size)

@@ -1,14 +1,13 @@
-"""The ``codec`` command line."""
+"""``codec demo``, ``codec presets`` and ``codec train``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import torch
 
-from funcodec_lite.config import ConfigError, list_presets
+from funcodec_lite.config import list_presets
 
 
 def _demo_signal(sample_rate: int, seconds: float, channels: int, seed: int = 0) -> torch.Tensor:
@@ -99,10 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True)
+def register(commands: argparse._SubParsersAction) -> None:
+    """Adds the demo, train and presets commands."""
     demo = commands.add_parser("demo", help=cmd_demo.__doc__)
     demo.add_argument("--preset", action="append", choices=list_presets(),
                       help="preset to run (repeatable; default: one time-domain, one frequency-domain)")
@@ -120,23 +117,3 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     presets = commands.add_parser("presets", help=cmd_presets.__doc__)
     presets.set_defaults(func=cmd_presets)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ConfigError, ValueError, OSError) as error:
-        if args.debug:
-            raise
-        print(f"codec {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"codec {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# DCASE 2023 Task 7 Foley sound synthesis (Kaldi style):
+#   mel VQ-VAE / RVQ-VAE -> class-conditional PixelSNAIL -> HiFi-GAN -> FAD.
+#   ./run.sh [--stage N] [--stop-stage M] [--config conf/tiny_vq.yaml]
+#            [--dev-root DIR --eval-root DIR]   real data (default: toy data made by stage 0)
+#            [--toy-clips N] [--toy-eval-clips N] [--nj N] [--vggish WEIGHTS]
+#            [--hifigan-checkpoint g_XXXXXXXX [--hifigan-config config.json]]
+#            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
+# Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
+#         5 HiFi-GAN vocoder, 6 generate clips per class, 7 FAD + classifier accuracy, 8 spectrogram plots.
+# Outputs under exp/<config name>/ (the vocoder under exp/vocoder_<preset>/, shared by runs);
+# logs in exp/<config name>/log/, stage times in exp/<config name>/log/stage_times.tsv.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+
+stage=0
+stop_stage=8
+config=conf/tiny_vq.yaml
+dev_root=
+eval_root=
+toy_clips=48
+toy_eval_clips=24
+nj=2
+vggish=
+hifigan_checkpoint=
+hifigan_config=
+launch=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    --dev-root) dev_root=$2; shift 2 ;;
+    --eval-root) eval_root=$2; shift 2 ;;
+    --toy-clips) toy_clips=$2; shift 2 ;;
+    --toy-eval-clips) toy_eval_clips=$2; shift 2 ;;
+    --nj) nj=$2; shift 2 ;;
+    --vggish) vggish=$2; shift 2 ;;
+    --hifigan-checkpoint) hifigan_checkpoint=$2; shift 2 ;;
+    --hifigan-config) hifigan_config=$2; shift 2 ;;
+    --launch) launch=$2; shift 2 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -f "$config" ] || { echo "run.sh: no config $config" >&2; exit 2; }
+name=$(basename "$config" .yaml)
+exp=exp/$name
+vocoder=exp/$(python -c "from funcodec_lite.foley.recipe_config import FoleyRunConfig as C; print(C.from_yaml('$config').vocoder_name)")
+mkdir -p "$exp/log"
+recipe="python -m funcodec_lite.foley.recipe"
+train=${launch:-$recipe}
+common=(--config "$config" --exp "$exp" --vocoder-exp "$vocoder")
+
+run_stage() {  # run_stage N title command...: runs stage N if selected, logs it and records its time
+  local n=$1 title=$2; shift 2
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    echo "stage $n: $title"
+    local start=$SECONDS
+    "$@" 2>&1 | tee "$exp/log/stage$n.log"
+    printf '%s\t%s\t%s\n' "$n" "$title" "$((SECONDS - start))" >> "$exp/log/stage_times.tsv"
+  fi
+}
+
+make_data() {
+  if [ -z "$dev_root" ]; then
+    python "$FUNCODEC_ROOT/tools/make_toy_foley.py" --out toy --clips-per-class "$toy_clips" \
+      --eval-clips-per-class "$toy_eval_clips" --jobs "$nj"
+    dev_root=toy/DCASEFoleySoundSynthesisDevSet
+    eval_root=toy/DCASEFoleySoundSynthesisEvalSet
+  fi
+  $recipe data --dev-root "$dev_root" ${eval_root:+--eval-root "$eval_root"}
+}
+
+vocoder_stage() {
+  if [ -n "$hifigan_checkpoint" ]; then
+    $recipe vocoder "${common[@]}" --official-checkpoint "$hifigan_checkpoint" \
+      ${hifigan_config:+--official-config "$hifigan_config"}
+  elif [ -f "$vocoder/model/model.safetensors" ] && [ "$stage" -lt 5 ]; then
+    echo "reusing $vocoder (rerun with --stage 5 to retrain it)"
+  else
+    $train vocoder "${common[@]}"
+  fi
+}
+
+run_stage 0 "data" make_data
+run_stage 1 "features" $recipe features
+run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}"
+run_stage 3 "code maps" $recipe codes "${common[@]}"
+run_stage 4 "train the prior" $train prior "${common[@]}"
+run_stage 5 "vocoder" vocoder_stage
+run_stage 6 "generate" $recipe generate "${common[@]}"
+run_stage 7 "evaluate" $recipe evaluate "${common[@]}" ${vggish:+--vggish "$vggish"}
+run_stage 8 "plots" $recipe plot "${common[@]}"

@@ -1,0 +1,100 @@
+"""``codec convert``: released EnCodec or FunCodec checkpoints → a funcodec_lite model directory."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import torch
+import yaml
+
+from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE, Codec
+from funcodec_lite.model_dir import model_id
+
+
+def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a PyTorch checkpoint, read with ``weights_only=True`` (no arbitrary pickles).
+
+    Accepts a bare state dict or one wrapped under ``model`` / ``state_dict`` / ``best_state``.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
+        text = str(err).strip().splitlines()
+        detail = text[0][:200] if text else repr(err)
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({detail})") from err
+    for key in ("model", "state_dict", "best_state"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor)")
+    return data
+
+
+def _convert_encodec(checkpoint: Path) -> tuple[Codec, list[str]]:
+    from funcodec_lite.convert.encodec import encodec_to_codec
+
+    return encodec_to_codec(load_checkpoint(checkpoint)), []
+
+
+def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[Codec, list[str]]:
+    from funcodec_lite.convert.funcodec import funcodec_to_codec
+
+    if checkpoint.is_dir():
+        config_path = config_path or checkpoint / "config.yaml"
+        checkpoint = checkpoint / "model.pth"
+    config_path = config_path or checkpoint.with_name("config.yaml")
+    if not config_path.is_file():
+        raise ValueError(f"{config_path}: no FunCodec config.yaml next to the checkpoint (give --config)")
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{config_path}: not a YAML file ({str(err).splitlines()[0]})") from err
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: expected a mapping at the top level")
+    model, normalize = funcodec_to_codec(load_checkpoint(checkpoint), config)
+    notes = []
+    if normalize:
+        notes.append("this model was trained with audio_normalize: FunCodec scales each input to unit RMS "
+                     "before encoding and funcodec_lite does not, so scale audio that way for codes "
+                     "identical to FunCodec's (decoded audio then has unit RMS too)")
+    return model, notes
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert a released EnCodec (24 kHz) or FunCodec (time-domain) checkpoint to a model directory."""
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if not args.force and any((out / name).exists() for name in (CONFIG_FILE, WEIGHTS_FILE)):
+        raise ValueError(f"{out}: already holds a model (pass --force to replace it)")
+    checkpoint = Path(args.checkpoint)
+    if args.source == "encodec":
+        codec, notes = _convert_encodec(checkpoint)
+    else:
+        codec, notes = _convert_funcodec(checkpoint, Path(args.config) if args.config else None)
+    try:
+        codec.save_pretrained(out)
+    except OSError as err:
+        raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
+    print(f"codec convert: {args.source} {checkpoint} -> {out} (model id {model_id(codec)}, "
+          f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, {codec.n_q} codebooks x "
+          f"{codec.codebook_size})")
+    for note in notes:
+        print(f"codec convert: note: {note}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
+    convert.add_argument("--from", dest="source", required=True, choices=["encodec", "funcodec"],
+                         help="encodec: an encodec_24khz .th state dict; funcodec: model.pth (+ config.yaml)")
+    convert.add_argument("checkpoint",
+                         help="checkpoint file (FunCodec: model.pth or the directory holding it)")
+    convert.add_argument("out_dir", help="model directory to write (config.yaml + model.safetensors)")
+    convert.add_argument("--config", help="FunCodec config.yaml (default: next to the checkpoint)")
+    convert.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
+    convert.set_defaults(func=cmd_convert)

@@ -1,0 +1,74 @@
+"""``codec info``: what a token file or a model directory holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from funcodec_lite.codec import Codec
+from funcodec_lite.model_dir import DEFAULT_MODEL, load_model, model_id, resolve_model_dir
+from funcodec_lite.tokens import load_tokens
+from funcodec_lite.utils.profile import count_parameters
+
+
+def token_info(path: str | Path) -> dict:
+    """Fields of a token file (validated) and what follows from them."""
+    tokens = load_tokens(path)
+    return {
+        "file": str(path), "kind": "tokens", "model_id": tokens.model_id,
+        "format_version": tokens.format_version, "sample_rate": tokens.sample_rate,
+        "num_channels": tokens.num_channels, "num_samples": tokens.num_samples,
+        "duration_s": round(tokens.duration, 3), "streams": tokens.streams, "n_q": tokens.n_q,
+        "frames": tokens.frames, "frame_rate": tokens.frame_rate, "codebook_size": tokens.codebook_size,
+        "kbps_per_stream": round(tokens.kbps, 3), "kbps_total": round(tokens.kbps * tokens.streams, 3),
+    }
+
+
+def model_info(path: str | Path) -> dict:
+    """Description of a model directory (loads the model on the CPU)."""
+    directory = resolve_model_dir(path)
+    codec: Codec = load_model(directory, fold=False)
+    bits = math.log2(codec.codebook_size)
+    config = codec.config
+    causal = bool(getattr(config.model, "causal", False))
+    return {
+        "directory": str(directory), "kind": "model", "model_id": model_id(codec),
+        "name": config.name or None,
+        "arch": config.arch, "domain": config.domain, "causal": causal, "sample_rate": codec.sample_rate,
+        "channels": codec.channels, "frame_rate": codec.frame_rate,
+        "samples_per_frame": codec.samples_per_frame,
+        "n_q": codec.n_q, "codebook_size": codec.codebook_size,
+        "kbps_per_codebook": round(bits * codec.frame_rate / 1000, 4),
+        "kbps_max": round(codec.bandwidth(codec.n_q), 3),
+        "parameters": count_parameters(codec.encoder) + count_parameters(codec.decoder),
+        "semantic_augmentation": codec.semantic is not None,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Show what a token file (.npz) or a model directory holds."""
+    target = args.path
+    if target != DEFAULT_MODEL and not Path(target).exists():
+        raise ValueError(f"{target}: no such file or directory")
+    if target == DEFAULT_MODEL or Path(target).is_dir():
+        info = model_info(target)
+    elif Path(target).suffix == ".npz":
+        info = token_info(target)
+    else:
+        raise ValueError(f"{target}: not a token file (.npz) or a model directory")
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(key) for key in info)
+        for key, value in info.items():
+            print(f"{key:{width}s}  {value}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    info = commands.add_parser("info", help=cmd_info.__doc__, description=cmd_info.__doc__)
+    info.add_argument("path", help="a .npz token file, a model directory, or 'default'")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_info)

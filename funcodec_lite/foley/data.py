@@ -1,0 +1,157 @@
+"""Foley data: the DCASE 2023 Task 7 folder layout, Kaldi data dirs with utt2class, and mel feature files."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from funcodec_lite.audio.io import load_audio
+from funcodec_lite.data.kaldi import DataDirError, Utterance, read_data_dir, write_data_dir
+from funcodec_lite.foley.mel import FoleyMel
+from funcodec_lite.utils.atomic import atomic_path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+@dataclass(frozen=True)
+class FoleyClip:
+    """One clip: id ``<Class>-<file stem>``, audio path and class folder name."""
+
+    utt_id: str
+    path: str
+    class_name: str
+
+
+def scan_class_folders(root: str | os.PathLike) -> list[FoleyClip]:
+    """Clips of a ``<root>/<Class>/*.wav`` tree (the DCASE dev and eval set layout), sorted by id.
+
+    Raises:
+        DataDirError: the folder is missing or holds no class folder with audio.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataDirError(f"{root}: not a directory (expected <Class>/*.wav folders)")
+    clips = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(class_dir.iterdir()):
+            if path.suffix.lower() in AUDIO_SUFFIXES:
+                utt_id = f"{class_dir.name}-{path.stem}".replace(" ", "_")
+                clips.append(FoleyClip(utt_id, str(path.resolve()), class_dir.name))
+    if not clips:
+        raise DataDirError(f"{root}: no <Class>/*.wav audio found")
+    return clips
+
+
+def split_clips(
+    clips: list[FoleyClip], valid_fraction: float, seed: int
+) -> tuple[list[FoleyClip], list[FoleyClip]]:
+    """Stratified train/valid split: ``valid_fraction`` of each class (at least one) to valid."""
+    rng = random.Random(seed)
+    train, valid = [], []
+    for name in sorted({c.class_name for c in clips}):
+        members = [c for c in clips if c.class_name == name]
+        rng.shuffle(members)
+        count = max(1, round(valid_fraction * len(members))) if valid_fraction > 0 else 0
+        valid += members[:count]
+        train += members[count:]
+    return sorted(train, key=lambda c: c.utt_id), sorted(valid, key=lambda c: c.utt_id)
+
+
+def write_foley_data_dir(directory: str | os.PathLike, clips: list[FoleyClip]) -> None:
+    """Writes wav.scp, utt2spk/spk2utt (the class as "speaker") and utt2class."""
+    directory = Path(directory)
+    write_data_dir(directory, [Utterance(c.utt_id, c.path, c.class_name) for c in clips])
+    with atomic_path(directory / "utt2class") as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(f"{c.utt_id} {c.class_name}\n" for c in sorted(clips, key=lambda c: c.utt_id))
+
+
+def read_foley_data_dir(directory: str | os.PathLike) -> list[FoleyClip]:
+    """The clips of a data dir written by `write_foley_data_dir` (wav.scp + utt2class)."""
+    directory = Path(directory)
+    data = read_data_dir(directory)
+    classes: dict[str, str] = {}
+    path = directory / "utt2class"
+    if not path.is_file():
+        raise DataDirError(f"{directory}: no utt2class file")
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if len(parts) != 2:
+            raise DataDirError(f"{path}:{number}: expected 'utt-id class', got {line!r}")
+        classes[parts[0]] = parts[1]
+    missing = [u.utt_id for u in data.utterances if u.utt_id not in classes]
+    if missing:
+        raise DataDirError(f"{path}: no class for {len(missing)} utterance(s), e.g. {missing[0]}")
+    return [FoleyClip(u.utt_id, u.path, classes[u.utt_id]) for u in data.utterances]
+
+
+@dataclass
+class FoleyFeatures:
+    """Log-mel features of a set of clips.
+
+    Args:
+        mels: [N, n_mels, frames] float32.
+        labels: [N] int64 class indices into ``class_names``.
+        utt_ids: N clip ids.
+        class_names: the class list (sorted), shared by every split of a recipe.
+    """
+
+    mels: torch.Tensor
+    labels: torch.Tensor
+    utt_ids: list[str]
+    class_names: list[str]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes an ``.npz`` (no pickled objects), atomically."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                mels=self.mels.numpy().astype(np.float32),
+                labels=self.labels.numpy(),
+                utt_ids=np.array(self.utt_ids, dtype=str),
+                class_names=np.array(self.class_names, dtype=str),
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FoleyFeatures:
+        with np.load(path, allow_pickle=False) as archive:
+            return cls(
+                torch.from_numpy(archive["mels"]),
+                torch.from_numpy(archive["labels"]).long(),
+                archive["utt_ids"].tolist(),
+                archive["class_names"].tolist(),
+            )
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+
+@torch.no_grad()
+def extract_features(
+    clips: list[FoleyClip], class_names: list[str], mel: FoleyMel, batch_size: int = 16
+) -> FoleyFeatures:
+    """Loads each clip at the front end's rate (mono) and computes its log-mel [n_mels, frames]."""
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted({c.class_name for c in clips} - set(index))
+    if unknown:
+        raise DataDirError(f"classes not in the class list: {unknown}")
+    rate = mel.config.sample_rate
+    mels = []
+    for start in tqdm(range(0, len(clips), batch_size), desc="log-mel", dynamic_ncols=True):
+        batch = clips[start : start + batch_size]
+        wavs = [load_audio(c.path, rate, channels=1)[0][0] for c in batch]
+        mels += list(mel(torch.stack([_fit(w, mel.config.num_samples) for w in wavs])))
+    labels = torch.tensor([index[c.class_name] for c in clips], dtype=torch.long)
+    return FoleyFeatures(torch.stack(mels).float(), labels, [c.utt_id for c in clips], list(class_names))
+
+
+def _fit(wav: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Cuts or zero-pads [T] to ``num_samples``."""
+    wav = wav[:num_samples]
+    return torch.nn.functional.pad(wav, (0, num_samples - wav.shape[-1]))

@@ -1,0 +1,226 @@
+"""Stages of ``egs/dcase_foley/run.sh``: ``python -m funcodec_lite.foley.recipe <stage> [options]``.
+
+Stages 0-5 (data, features, autoencoder, code maps, prior, vocoder) live here; 6-8 (generation,
+evaluation, plots) in `funcodec_lite.foley.generation`. Each stage reads what earlier stages wrote
+and overwrites its own outputs, so any stage can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from funcodec_lite.audio.io import load_audio
+from funcodec_lite.config import ConfigError
+from funcodec_lite.data.kaldi import DataDirError
+from funcodec_lite.foley.data import (
+    FoleyFeatures,
+    extract_features,
+    read_foley_data_dir,
+    scan_class_folders,
+    split_clips,
+    write_foley_data_dir,
+)
+from funcodec_lite.foley.mel import FoleyMel
+from funcodec_lite.foley.recipe_config import FoleyRunConfig
+from funcodec_lite.foley.training import extract_code_maps, prior_nll, train_prior, train_vqvae, vqvae_error
+from funcodec_lite.foley.vocoder_training import train_vocoder
+from funcodec_lite.foley.vqvae import MelVQVAE
+from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.profile import count_parameters
+
+SPLITS = ("train", "valid", "eval")
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def stage_data(args: argparse.Namespace) -> None:
+    """0: Kaldi data dirs (wav.scp, utt2class): train/valid from the dev set, eval from the eval set."""
+    clips = scan_class_folders(args.dev_root)
+    train, valid = split_clips(clips, args.valid_fraction, args.seed)
+    write_foley_data_dir(args.data / "train", train)
+    write_foley_data_dir(args.data / "valid", valid)
+    counts = {"train": len(train), "valid": len(valid)}
+    if args.eval_root:
+        evaluation = scan_class_folders(args.eval_root)
+        write_foley_data_dir(args.data / "eval", evaluation)
+        counts["eval"] = len(evaluation)
+    print("data dirs: " + ", ".join(f"{k} {v} clips" for k, v in counts.items()))
+
+
+def stage_features(args: argparse.Namespace) -> None:
+    """1: the baseline's log-mel (80 x 344) of every clip, one .npz per split."""
+    mel = FoleyMel()
+    class_names = sorted({c.class_name for c in read_foley_data_dir(args.data / "train")})
+    for split in SPLITS:
+        if not (args.data / split / "wav.scp").is_file():
+            continue
+        features = extract_features(read_foley_data_dir(args.data / split), class_names, mel)
+        features.save(args.features / f"{split}.npz")
+        print(f"{split}: {len(features)} clips, mels {tuple(features.mels.shape)}")
+
+
+def _features(args: argparse.Namespace, split: str) -> FoleyFeatures:
+    path = args.features / f"{split}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing, run stage 1 first")
+    return FoleyFeatures.load(path)
+
+
+def stage_vqvae(args: argparse.Namespace) -> None:
+    """2: train the mel VQ-VAE / RVQ-VAE; reports held-out reconstruction error and codebook use."""
+    config = FoleyRunConfig.from_yaml(args.config)
+    train = _features(args, "train")
+    model = train_vqvae(config.vqvae, train.mels, config.vqvae_train, args.exp / "vqvae")
+    report = {
+        "parameters": count_parameters(model),
+        "code_map": list(config.vqvae.code_map_shape),
+        "valid": vqvae_error(model, _features(args, "valid").mels),
+    }
+    write_json(args.exp / "vqvae" / "valid.json", report)
+    print(f"vqvae: {report}")
+
+
+def stage_codes(args: argparse.Namespace) -> None:
+    """3: the code map of every clip, with its class: ``codes/<split>.npz`` (int16 codes, labels, ids)."""
+    model = MelVQVAE.from_pretrained(args.exp / "vqvae" / "model")
+    for split in ("train", "valid"):
+        features = _features(args, split)
+        maps = extract_code_maps(model, features.mels)
+        path = args.exp / "codes" / f"{split}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                codes=maps.numpy().astype(np.int16),
+                labels=features.labels.numpy(),
+                utt_ids=np.array(features.utt_ids, dtype=str),
+                class_names=np.array(features.class_names, dtype=str),
+            )
+        print(f"{split}: code maps {tuple(maps.shape)}")
+
+
+def load_code_maps(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(codes [N, H, W] int64, labels [N], class names) of a stage-3 file."""
+    with np.load(path, allow_pickle=False) as archive:
+        return (
+            torch.from_numpy(archive["codes"].astype(np.int64)),
+            torch.from_numpy(archive["labels"]).long(),
+            archive["class_names"].tolist(),
+        )
+
+
+def stage_prior(args: argparse.Namespace) -> None:
+    """4: train the class-conditional PixelSNAIL on the training code maps."""
+    config = FoleyRunConfig.from_yaml(args.config)
+    codes, labels, class_names = load_code_maps(args.exp / "codes" / "train.npz")
+    prior_config = config.prior_config(len(class_names))
+    model = train_prior(prior_config, codes, labels, config.prior_train, args.exp / "prior")
+    valid_codes, valid_labels, _ = load_code_maps(args.exp / "codes" / "valid.npz")
+    report = {
+        "parameters": count_parameters(model),
+        "valid": prior_nll(model, valid_codes, valid_labels),
+        "train": prior_nll(model, codes[:256], labels[:256]),
+    }
+    write_json(args.exp / "prior" / "valid.json", report)
+    print(f"prior: {report}")
+
+
+def stage_vocoder(args: argparse.Namespace) -> None:
+    """5: train HiFi-GAN on the training clips (or import an official generator checkpoint)."""
+    from funcodec_lite.foley.hifigan import HiFiGANConfig, load_official_generator
+    from funcodec_lite.utils.pretrained import save_model_dir
+
+    config = FoleyRunConfig.from_yaml(args.config)
+    if args.official_checkpoint:
+        vocoder_config = (
+            HiFiGANConfig.from_official(json.loads(Path(args.official_config).read_text()))
+            if args.official_config
+            else config.vocoder_config()
+        )
+        model = load_official_generator(args.official_checkpoint, vocoder_config)
+        save_model_dir(args.vocoder_exp / "model", model, dataclasses.asdict(vocoder_config))
+        print(f"imported {args.official_checkpoint} -> {args.vocoder_exp / 'model'}")
+        return
+    train = _features(args, "train")
+    clips = {c.utt_id: c for c in read_foley_data_dir(args.data / "train")}
+    rate, length = FoleyMel().config.sample_rate, FoleyMel().config.num_samples
+    wavs = torch.stack(
+        [_fit(load_audio(clips[u].path, rate, channels=1)[0][0], length) for u in train.utt_ids]
+    )
+    model = train_vocoder(
+        config.vocoder_config(), train.mels, wavs, config.vocoder_train, args.vocoder_exp, config.vocoder_loss
+    )
+    write_json(args.vocoder_exp / "info.json", {"parameters": count_parameters(model)})
+
+
+def _fit(wav: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.nn.functional.pad(wav[:length], (0, max(0, length - wav.shape[-1])))
+
+
+STAGES = {
+    "data": stage_data,
+    "features": stage_features,
+    "vqvae": stage_vqvae,
+    "codes": stage_codes,
+    "prior": stage_prior,
+    "vocoder": stage_vocoder,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m funcodec_lite.foley.recipe", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("stage", choices=[*STAGES, "generate", "evaluate", "plot"])
+    parser.add_argument("--config", type=Path, help="conf/<run>.yaml")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--features", type=Path, default=Path("exp/features"))
+    parser.add_argument("--exp", type=Path, help="exp/<run>")
+    parser.add_argument("--vocoder-exp", type=Path, help="exp/vocoder_<name>")
+    parser.add_argument("--classifier-exp", type=Path, default=Path("exp/classifier"))
+    parser.add_argument("--dev-root", type=Path, help="DCASEFoleySoundSynthesisDevSet folder")
+    parser.add_argument("--eval-root", type=Path, help="evaluation set folder (<Class>/*.wav)")
+    parser.add_argument("--valid-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--official-checkpoint", help="official HiFi-GAN g_XXXXXXXX to import instead of training"
+    )
+    parser.add_argument("--official-config", help="its config.json (default: the run's vocoder preset)")
+    parser.add_argument("--vggish", help="VGGish weights (.pth/.safetensors) for challenge-style FAD")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from funcodec_lite.foley import generation
+
+    stages = {
+        **STAGES,
+        "generate": generation.stage_generate,
+        "evaluate": generation.stage_evaluate,
+        "plot": generation.stage_plot,
+    }
+    try:
+        stages[args.stage](args)
+    except (ConfigError, DataDirError, FileNotFoundError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"{args.stage}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

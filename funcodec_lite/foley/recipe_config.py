@@ -1,0 +1,104 @@
+"""One YAML file per Foley run: the mel autoencoder, the prior, the vocoder, the classifier, generation."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from funcodec_lite.config import ConfigError, _build, load_yaml
+from funcodec_lite.foley.classifier import ClassifierConfig
+from funcodec_lite.foley.hifigan import PRESETS as VOCODER_PRESETS
+from funcodec_lite.foley.hifigan import HiFiGANConfig
+from funcodec_lite.foley.hifigan_loss import HiFiGANLossConfig
+from funcodec_lite.foley.training import LoopConfig
+from funcodec_lite.foley.vocoder_training import VocoderLoopConfig
+from funcodec_lite.foley.vqvae import MelVQVAEConfig
+from funcodec_lite.priors import PixelSNAILConfig
+
+
+@dataclass
+class GenerateConfig:
+    """Stage 6: ``clips_per_class`` maps per class drawn with the incremental sampler, in batches."""
+
+    clips_per_class: int = 100
+    temperature: float = 1.0
+    batch_size: int = 50
+    seed: int = 0
+
+
+@dataclass
+class FoleyRunConfig:
+    """A run of the recipe (``conf/<run>.yaml``); every section is optional and defaults to the baseline.
+
+    Sections: ``vqvae`` (MelVQVAEConfig fields), ``vqvae_train`` (LoopConfig), ``prior``
+    (PixelSNAILConfig fields except height, width, n_codes and n_classes, which come from the
+    autoencoder and the data), ``prior_train`` (LoopConfig), ``vocoder`` (a preset name v1, v2, v3,
+    tiny or HiFiGANConfig fields), ``vocoder_train`` (VocoderLoopConfig), ``vocoder_loss``
+    (HiFiGANLossConfig: discriminator sizes, loss weights), ``classifier``
+    (ClassifierConfig fields), ``generate`` (GenerateConfig).
+    """
+
+    vqvae: MelVQVAEConfig = field(default_factory=MelVQVAEConfig)
+    vqvae_train: LoopConfig = field(default_factory=lambda: LoopConfig(steps=200_000, batch_size=16))
+    prior: dict = field(default_factory=dict)
+    prior_train: LoopConfig = field(default_factory=lambda: LoopConfig(steps=500_000, batch_size=16))
+    vocoder: str | dict = "v1"
+    vocoder_train: VocoderLoopConfig = field(default_factory=VocoderLoopConfig)
+    vocoder_loss: HiFiGANLossConfig = field(default_factory=HiFiGANLossConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> FoleyRunConfig:
+        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"{path}: unknown sections {unknown}")
+        try:
+            return cls(
+                vqvae=MelVQVAEConfig.from_dict(data.get("vqvae", {})),
+                vqvae_train=LoopConfig.from_dict(data.get("vqvae_train", {})),
+                prior=dict(data.get("prior", {})),
+                prior_train=LoopConfig.from_dict(data.get("prior_train", {})),
+                vocoder=data.get("vocoder", "v1"),
+                vocoder_train=VocoderLoopConfig.from_dict(data.get("vocoder_train", {})),
+                vocoder_loss=_build(HiFiGANLossConfig, data.get("vocoder_loss", {}), "vocoder_loss"),
+                classifier=ClassifierConfig(**_tuples(data.get("classifier", {}))),
+                generate=GenerateConfig(**data.get("generate", {})),
+            )
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{path}: {error}") from error
+
+    def prior_config(self, n_classes: int) -> PixelSNAILConfig:
+        """The prior's settings for this autoencoder's code maps and ``n_classes`` classes."""
+        height, width = self.vqvae.code_map_shape
+        fixed = {
+            "height": height,
+            "width": width,
+            "n_codes": self.vqvae.codebook_size,
+            "n_classes": n_classes,
+        }
+        clash = sorted(set(self.prior) & set(fixed))
+        if clash:
+            raise ConfigError(f"prior: {clash} are set by the autoencoder and the data, not the config")
+        return PixelSNAILConfig(**self.prior, **fixed)
+
+    def vocoder_config(self) -> HiFiGANConfig:
+        """The HiFi-GAN generator settings (preset name or explicit fields)."""
+        if isinstance(self.vocoder, str):
+            if self.vocoder not in VOCODER_PRESETS:
+                raise ConfigError(
+                    f"vocoder preset must be one of {sorted(VOCODER_PRESETS)}, got {self.vocoder!r}"
+                )
+            return VOCODER_PRESETS[self.vocoder]()
+        return HiFiGANConfig(**self.vocoder)
+
+    @property
+    def vocoder_name(self) -> str:
+        """Directory name of the vocoder experiment (shared by runs with the same vocoder)."""
+        return f"vocoder_{self.vocoder}" if isinstance(self.vocoder, str) else "vocoder_custom"
+
+
+def _tuples(data: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}

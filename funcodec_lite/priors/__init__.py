@@ -1,0 +1,15 @@
+"""Priors over codec tokens: a class-conditional PixelSNAIL over 2-D code maps and its samplers."""
+
+from .pixelsnail import PixelSNAIL, PixelSNAILConfig, PriorLoss
+from .pixelsnail_layers import StepCache
+from .sampling import incremental_logits, sample_incremental, sample_naive
+
+__all__ = [
+    "PixelSNAIL",
+    "PixelSNAILConfig",
+    "PriorLoss",
+    "StepCache",
+    "incremental_logits",
+    "sample_incremental",
+    "sample_naive",
+]

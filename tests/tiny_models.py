@@ -1,0 +1,61 @@
+"""Tiny randomly initialised codecs for the CLI, tokenizer and chunking tests (built in a second)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from funcodec_lite import Codec, CodecConfig
+
+
+def tiny_config(sample_rate: int = 16000, causal: bool = False, lstm: int = 0, norm: str = "weight_norm",
+                channels: int = 1, ratios: tuple[int, ...] = (4, 4), n_q: int = 4) -> CodecConfig:
+    """SEANet with 4 filters, hop prod(ratios), 8-d latent, ``n_q`` codebooks of 32."""
+    return CodecConfig.from_dict({
+        "sample_rate": sample_rate, "channels": channels, "arch": "seanet", "domain": "time",
+        "model": {"n_filters": 4, "ratios": list(ratios), "dimension": 8, "lstm": lstm, "causal": causal,
+                  "norm": norm},
+        "quantizer": {"dim": 8, "n_q": n_q, "codebook_size": 32, "kmeans_iters": 4},
+    })
+
+
+def tiny_freq_config(sample_rate: int = 16000) -> CodecConfig:
+    """A FreqCodec with a 64-point STFT (hop 16, 32 samples per code frame)."""
+    return CodecConfig.from_dict({
+        "sample_rate": sample_rate, "arch": "freqcodec", "domain": "mag_phase",
+        "stft": {"n_fft": 64, "hop_length": 16},
+        "model": {"in_channels": 3, "n_freq": 33, "base_channels": 4, "max_channels": 16,
+                  "freq_strides": [4, 4, 2], "time_strides": [1, 2, 1], "lstm_layers": 0, "dimension": 8},
+        "quantizer": {"dim": 8, "n_q": 4, "codebook_size": 32, "kmeans_iters": 4},
+    })
+
+
+def make_codec(config: CodecConfig | None = None, seed: int = 0) -> Codec:
+    """A codec whose codebooks are k-means-fitted to its own latents of noise (codes well spread)."""
+    torch.manual_seed(seed)
+    codec = Codec(config or tiny_config())
+    data = torch.randn(4, codec.channels, 8000, generator=torch.Generator().manual_seed(seed)) * 0.3
+    with torch.no_grad():
+        if codec.config.arch == "seanet":
+            # a random encoder's latents sit on a constant offset: remove it so codes are not ties
+            codec.encoder.layers[-1].conv.bias -= codec.encode_latent(data).mean(dim=(0, 2))
+        codec.train()(data)
+    return codec.eval()
+
+
+def save_codec(directory: Path, config: CodecConfig | None = None, seed: int = 0) -> Path:
+    """Builds ``make_codec(config, seed)`` and saves it to ``directory``; returns the directory."""
+    make_codec(config, seed).save_pretrained(directory)
+    return directory
+
+
+def speechlike(seconds: float, sample_rate: int, channels: int = 1, seed: int = 0) -> torch.Tensor:
+    """A harmonic tone with vibrato and noise, [channels, T] in [-0.6, 0.6]."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 120 + 20 * torch.sin(2 * torch.pi * 3 * t)
+    phase = 2 * torch.pi * torch.cumsum(f0, 0) / sample_rate
+    voiced = sum(torch.sin(k * phase) / k for k in range(1, 6)) * 0.3
+    noise = 0.02 * torch.randn(channels, t.numel(), generator=generator)
+    return (voiced * torch.linspace(1.0, 0.5, channels)[:, None] + noise).clamp(-0.6, 0.6)
