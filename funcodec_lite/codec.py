@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from funcodec_lite.audio.transforms import build_transform
@@ -18,6 +18,7 @@ from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
 from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.pretrained import save_weights
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -227,10 +228,7 @@ class Codec(nn.Module):
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes ``config.yaml`` and ``model.safetensors`` (no pickle) into ``directory``."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        save_weights(directory / WEIGHTS_FILE, self)
         with atomic_path(directory / CONFIG_FILE) as tmp:
             self.config.to_yaml(tmp)
 

@@ -118,7 +118,8 @@ def _classifier(args: argparse.Namespace, config: FoleyRunConfig, train: FoleyFe
         return model.eval()
     classifier_config = config.classifier
     classifier_config.num_classes = len(train.class_names)
-    model = train_classifier(train.mels, train.labels, classifier_config, seed=0)
+    with torch.enable_grad():  # stage_evaluate runs under no_grad
+        model = train_classifier(train.mels, train.labels, classifier_config, seed=0)
     save_model_dir(
         directory,
         model,

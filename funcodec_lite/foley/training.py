@@ -51,10 +51,15 @@ class LoopConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LoopConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**{**data, **({"betas": tuple(data["betas"])} if "betas" in data else {})})
+        return loop_config_from_dict(cls, data)
+
+
+def loop_config_from_dict(cls: type, data: dict):
+    """``cls(**data)`` for the loop-config dataclasses, rejecting unknown keys; ``betas`` becomes a tuple."""
+    unknown = set(data) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
+    return cls(**{**data, **({"betas": tuple(data["betas"])} if "betas" in data else {})})
 
 
 def endless_batches(

@@ -19,7 +19,7 @@ from funcodec_lite.foley.hifigan_loss import (
     hifigan_discriminator_loss,
     hifigan_generator_loss,
 )
-from funcodec_lite.foley.training import endless_batches
+from funcodec_lite.foley.training import endless_batches, loop_config_from_dict
 from funcodec_lite.utils.pretrained import save_model_dir
 
 
@@ -49,10 +49,7 @@ class VocoderLoopConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> VocoderLoopConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown vocoder training settings: {sorted(unknown)}")
-        return cls(**{**data, **({"betas": tuple(data["betas"])} if "betas" in data else {})})
+        return loop_config_from_dict(cls, data)
 
 
 def random_segments(mels: torch.Tensor, wavs: torch.Tensor, frames: int, hop: int,

@@ -11,23 +11,19 @@ same 1,720 tokens as the baseline's map, for the same PixelSNAIL prior.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
 from funcodec_lite.foley.vqvae_layers import MelDecoder, MultiBranchEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig
-from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.pretrained import load_model_dir, save_model_dir
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 QUANTIZERS = ("vq", "rvq")
 COMMITMENTS = ("final", "per_layer")
 
@@ -261,19 +257,12 @@ class MelVQVAE(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Writes ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``, atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        save_model_dir(directory, self, self.config.to_dict())
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> MelVQVAE:
         """Loads a model written by `save_pretrained`, in eval mode."""
-        directory = Path(directory)
-        config = MelVQVAEConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
-        model = cls(config)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE), device=str(map_location)), strict=True)
+        state, config = load_model_dir(directory, map_location)
+        model = cls(MelVQVAEConfig.from_dict(config))
+        model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()

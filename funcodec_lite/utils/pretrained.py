@@ -20,13 +20,20 @@ class ModelDirError(ValueError):
     """A model directory is missing, incomplete or corrupt."""
 
 
+def save_weights(path: str | os.PathLike, module: nn.Module) -> None:
+    """Writes the module's state dict (on CPU) as safetensors, atomically; the parent folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.chmod(tmp, 0o644)  # safetensors creates its files readable by the owner only
+
+
 def save_model_dir(directory: str | os.PathLike, module: nn.Module, config: dict) -> None:
     """Writes the module's state dict and a JSON config into ``directory`` (created if needed)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    save_weights(directory / WEIGHTS_FILE, module)
     with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(config, indent=2) + "\n")
 
