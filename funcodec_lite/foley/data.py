@@ -12,11 +12,15 @@ import torch
 from tqdm import tqdm
 
 from funcodec_lite.audio.io import load_audio
-from funcodec_lite.data.kaldi import DataDirError, Utterance, read_data_dir, write_data_dir
+from funcodec_lite.data.kaldi import Utterance, read_data_dir, write_data_dir
 from funcodec_lite.foley.mel import FoleyMel
 from funcodec_lite.utils.atomic import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class FoleyDataError(ValueError):
+    """A Foley dataset folder or data dir that cannot be used (one-line message naming the path)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ def scan_class_folders(root: str | os.PathLike) -> list[FoleyClip]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataDirError(f"{root}: not a directory (expected <Class>/*.wav folders)")
+        raise FoleyDataError(f"{root}: not a directory (expected <Class>/*.wav folders)")
     clips = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(class_dir.iterdir()):
@@ -44,7 +48,7 @@ def scan_class_folders(root: str | os.PathLike) -> list[FoleyClip]:
                 utt_id = f"{class_dir.name}-{path.stem}".replace(" ", "_")
                 clips.append(FoleyClip(utt_id, str(path.resolve()), class_dir.name))
     if not clips:
-        raise DataDirError(f"{root}: no <Class>/*.wav audio found")
+        raise FoleyDataError(f"{root}: no <Class>/*.wav audio found")
     return clips
 
 
@@ -78,15 +82,15 @@ def read_foley_data_dir(directory: str | os.PathLike) -> list[FoleyClip]:
     classes: dict[str, str] = {}
     path = directory / "utt2class"
     if not path.is_file():
-        raise DataDirError(f"{directory}: no utt2class file")
+        raise FoleyDataError(f"{directory}: no utt2class file")
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split()
         if len(parts) != 2:
-            raise DataDirError(f"{path}:{number}: expected 'utt-id class', got {line!r}")
+            raise FoleyDataError(f"{path}:{number}: expected 'utt-id class', got {line!r}")
         classes[parts[0]] = parts[1]
     missing = [u.utt_id for u in data.utterances if u.utt_id not in classes]
     if missing:
-        raise DataDirError(f"{path}: no class for {len(missing)} utterance(s), e.g. {missing[0]}")
+        raise FoleyDataError(f"{path}: no class for {len(missing)} utterance(s), e.g. {missing[0]}")
     return [FoleyClip(u.utt_id, u.path, classes[u.utt_id]) for u in data.utterances]
 
 
@@ -140,7 +144,7 @@ def extract_features(
     index = {name: i for i, name in enumerate(class_names)}
     unknown = sorted({c.class_name for c in clips} - set(index))
     if unknown:
-        raise DataDirError(f"classes not in the class list: {unknown}")
+        raise FoleyDataError(f"classes not in the class list: {unknown}")
     rate = mel.config.sample_rate
     mels = []
     for start in tqdm(range(0, len(clips), batch_size), desc="log-mel", dynamic_ncols=True):

@@ -20,6 +20,7 @@ from funcodec_lite.audio.io import load_audio
 from funcodec_lite.config import ConfigError
 from funcodec_lite.data.kaldi import DataDirError
 from funcodec_lite.foley.data import (
+    FoleyDataError,
     FoleyFeatures,
     extract_features,
     read_foley_data_dir,
@@ -214,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         stages[args.stage](args)
-    except (ConfigError, DataDirError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, DataDirError, FoleyDataError, FileNotFoundError, ValueError) as error:
         if args.debug:
             raise
-        print(f"{args.stage}: {error}", file=sys.stderr)
+        print(f"{args.stage}: " + " ".join(str(error).split()), file=sys.stderr)  # one line
         return 2
     return 0
 
