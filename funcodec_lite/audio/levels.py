@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy import signal
 
 # BS.1770-4 K-weighting, expressed as analog prototypes so the filters can be designed for any sample
 # rate; these parameters reproduce the standard's 48 kHz coefficients (see tests).
@@ -61,6 +60,8 @@ def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
     w0 = _prewarped(_SHELF_F0, sample_rate)
     high = 10.0 ** (_SHELF_GAIN_DB / 20.0)
     mid = high**_SHELF_MID_EXP
+    from scipy import signal  # imported here: scipy.signal adds ~1.7 s to every start-up
+
     shelf = signal.bilinear([high, mid * w0 / _SHELF_Q, w0**2], [1.0, w0 / _SHELF_Q, w0**2], sample_rate)
     w1 = _prewarped(_HIGHPASS_F0, sample_rate)
     # BS.1770 prints the 48 kHz RLB numerator as (1, -2, 1): a pass-band gain of ~+0.04 dB that the
@@ -108,6 +109,8 @@ def loudness_lufs(
     weights = _channel_weights(channels) if channel_weights is None else np.asarray(channel_weights, float)
     if weights.shape != (channels,):
         raise ValueError(f"need {channels} channel weights, got {len(weights)}")
+    from scipy import signal
+
     for b, a in k_weighting(sample_rate):
         x = signal.lfilter(b, a, x, axis=-1)
     block = min(length, round(_BLOCK_S * sample_rate))
