@@ -18,7 +18,7 @@ from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.filecoding import check_tokens, model_length
 from funcodec_lite.metrics import QualityScores, average_scores, score_pair, si_snr
 from funcodec_lite.model_dir import model_id
-from funcodec_lite.tokens import TokenFile, load_tokens, save_tokens
+from funcodec_lite.tokens import TokenFile, load_tokens, read_model_id, save_tokens
 
 
 def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
@@ -32,22 +32,25 @@ def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: i
     """Encodes every utterance of a data directory to ``out_dir/<utt>.npz`` (the token format of
     ``funcodec_lite.tokens``, one stream at the model's rate and channel count).
 
-    Already written files are skipped, so an interrupted run resumes. Returns the number written.
+    Files already written by this model are skipped, so an interrupted run resumes; files of another
+    model (e.g. an earlier checkpoint of a run that has since trained on) are rewritten. Returns the number
+    written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = _dataset(codec, data_dir, max_seconds)
+    ours = model_id(codec)
     written = 0
     for index in tqdm(range(len(dataset)), desc="tokenize", dynamic_ncols=True):
         item = dataset[index]
         target = out_dir / f"{item.utt_id}.npz"
-        if not hasattr(item, "wav") or target.exists():
+        if not hasattr(item, "wav") or (target.exists() and read_model_id(target) == ours):
             continue
         codes = codec.encode(item.wav[None, :, : item.length], n_q=n_q)
         save_tokens(target, TokenFile(
             codes=codes.cpu().numpy().astype(np.int16), sample_rate=codec.sample_rate,
             num_samples=item.length, num_channels=codec.channels, frame_rate=codec.frame_rate,
-            codebook_size=codec.codebook_size, model_id=model_id(codec)))
+            codebook_size=codec.codebook_size, model_id=ours))
         written += 1
     return written
 
