@@ -1,6 +1,6 @@
 """Copies a trained codec into the package as the shipped default model (weight norm folded, float32).
 
-Usage: python tools/export_default_model.py egs/speech_codec/exp/tiny_freq/model [--out funcodec_lite/pretrained/default]
+Usage: python tools/export_default_model.py egs/speech_codec/exp/tiny_freq/model [--out DIR] [--name NAME]
 """
 
 from __future__ import annotations
