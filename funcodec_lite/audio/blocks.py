@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from funcodec_lite.audio.io import AudioError
+from funcodec_lite.audio.io import AudioError, check_audio_path
 from funcodec_lite.utils.atomic import atomic_path
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64")
@@ -37,17 +37,6 @@ class AudioInfo:
     subtype: str
 
 
-def _check_path(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "no such file")
-    if p.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
-    return p
-
-
 def _problem(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -59,7 +48,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     Raises:
         AudioError: missing path, directory, empty file, or a header soundfile cannot decode.
     """
-    p = _check_path(path)
+    p = check_audio_path(path)
     try:
         info = sf.info(str(p))
     except _READ_ERRORS as err:
@@ -85,7 +74,7 @@ def read_blocks(path: str | os.PathLike, block_frames: int) -> Iterator[torch.Te
     """
     if block_frames < 1:
         raise ValueError(f"block_frames must be >= 1, got {block_frames}")
-    p = _check_path(path)
+    p = check_audio_path(path)
     offset = 0
     try:
         with sf.SoundFile(str(p)) as handle:

@@ -54,6 +54,18 @@ def _convert_channels(wav: torch.Tensor, channels: int, path: str | os.PathLike)
     raise AudioError(path, f"cannot convert {have} channels to {channels} (only to mono or from mono)")
 
 
+def check_audio_path(path: str | os.PathLike) -> Path:
+    """The path as a Path if it names a non-empty file; otherwise an AudioError saying what it is."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(path, "no such file")
+    if p.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    return p
+
+
 def load_audio(
     path: str | os.PathLike, sample_rate: int | None = None, channels: int | None = None
 ) -> tuple[torch.Tensor, int]:
@@ -76,13 +88,7 @@ def load_audio(
     """
     if channels is not None and channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "no such file")
-    if p.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
+    p = check_audio_path(path)
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError) as err:
