@@ -8,7 +8,8 @@
 #            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
 #         5 HiFi-GAN vocoder, 6 generate clips per class, 7 FAD + classifier accuracy, 8 spectrogram plots.
-# Outputs under exp/<config name>/ (the vocoder under exp/vocoder_<preset>/, shared by runs);
+# Outputs under exp/<config name>/ (the vocoder under exp/vocoder_<preset>_<settings hash>/, shared by
+# runs with the same vocoder settings);
 # logs in exp/<config name>/log/, stage times in exp/<config name>/log/stage_times.tsv.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from funcodec_lite.audio.io import load_audio
 from funcodec_lite.data.kaldi import Utterance, read_data_dir, write_data_dir
-from funcodec_lite.foley.mel import FoleyMel
+from funcodec_lite.foley.mel import FoleyMel, fit_length
 from funcodec_lite.utils.atomic import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -150,12 +150,7 @@ def extract_features(
     for start in tqdm(range(0, len(clips), batch_size), desc="log-mel", dynamic_ncols=True):
         batch = clips[start : start + batch_size]
         wavs = [load_audio(c.path, rate, channels=1)[0][0] for c in batch]
-        mels += list(mel(torch.stack([_fit(w, mel.config.num_samples) for w in wavs])))
+        mels += list(mel(torch.stack([fit_length(w, mel.config.num_samples) for w in wavs])))
     labels = torch.tensor([index[c.class_name] for c in clips], dtype=torch.long)
     return FoleyFeatures(torch.stack(mels).float(), labels, [c.utt_id for c in clips], list(class_names))
 
-
-def _fit(wav: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Cuts or zero-pads [T] to ``num_samples``."""
-    wav = wav[:num_samples]
-    return torch.nn.functional.pad(wav, (0, num_samples - wav.shape[-1]))

@@ -28,7 +28,7 @@ from funcodec_lite.foley.data import (
     split_clips,
     write_foley_data_dir,
 )
-from funcodec_lite.foley.mel import FoleyMel
+from funcodec_lite.foley.mel import FoleyMel, fit_length
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.training import extract_code_maps, prior_nll, train_prior, train_vqvae, vqvae_error
 from funcodec_lite.foley.vocoder_training import train_vocoder
@@ -157,16 +157,12 @@ def stage_vocoder(args: argparse.Namespace) -> None:
     clips = {c.utt_id: c for c in read_foley_data_dir(args.data / "train")}
     rate, length = FoleyMel().config.sample_rate, FoleyMel().config.num_samples
     wavs = torch.stack(
-        [_fit(load_audio(clips[u].path, rate, channels=1)[0][0], length) for u in train.utt_ids]
+        [fit_length(load_audio(clips[u].path, rate, channels=1)[0][0], length) for u in train.utt_ids]
     )
     model = train_vocoder(
         config.vocoder_config(), train.mels, wavs, config.vocoder_train, args.vocoder_exp, config.vocoder_loss
     )
     write_json(args.vocoder_exp / "info.json", {"parameters": count_parameters(model)})
-
-
-def _fit(wav: torch.Tensor, length: int) -> torch.Tensor:
-    return torch.nn.functional.pad(wav[:length], (0, max(0, length - wav.shape[-1])))
 
 
 STAGES = {

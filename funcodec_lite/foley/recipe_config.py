@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +98,12 @@ class FoleyRunConfig:
 
     @property
     def vocoder_name(self) -> str:
-        """Directory name of the vocoder experiment (shared by runs with the same vocoder)."""
-        return f"vocoder_{self.vocoder}" if isinstance(self.vocoder, str) else "vocoder_custom"
+        """Directory name of the vocoder experiment: runs share a trained vocoder exactly when its
+        generator, training and loss settings are the same (``vocoder_<preset>_<hash of the settings>``)."""
+        settings = {"vocoder": self.vocoder, "train": dataclasses.asdict(self.vocoder_train),
+                    "loss": dataclasses.asdict(self.vocoder_loss)}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        return f"vocoder_{self.vocoder if isinstance(self.vocoder, str) else 'custom'}_{digest}"
 
 
 def _tuples(data: dict) -> dict:

@@ -141,13 +141,10 @@ def train_vqvae(
     model = MelVQVAE(config)
 
     def loss_fn(module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = module(_as_image(batch[0]))
-        recon = nn.functional.mse_loss(out.mel, _as_image(batch[0]))
-        return {
-            "loss": recon + config.commitment_weight * out.commit_loss,
-            "mse": recon.detach(),
-            "commit": out.commit_loss.detach(),
-        }
+        # the forward pass goes through `module` (a DistributedDataParallel wrapper when distributed)
+        mel = _as_image(batch[0])
+        terms = model.objective(module(mel), mel)
+        return {"loss": terms.total, "mse": terms.recon.detach(), "commit": terms.commit.detach()}
 
     model = run_loop(model, loss_fn, (mels,), loop, exp_dir, "vqvae")
     if PartialState().is_main_process:
@@ -202,10 +199,8 @@ def train_prior(
 
     def loss_fn(module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         codes, classes = batch
-        logits = module(codes, classes)
-        loss = nn.functional.cross_entropy(logits, codes)
-        accuracy = (logits.argmax(1) == codes).float().mean()
-        return {"loss": loss, "nll": loss.detach(), "accuracy": accuracy}
+        terms = PixelSNAIL.objective(module(codes, classes), codes)
+        return {"loss": terms.loss, "nll": terms.loss.detach(), "accuracy": terms.accuracy}
 
     model = run_loop(model, loss_fn, (code_maps, labels), loop, exp_dir, "prior")
     if PartialState().is_main_process:
@@ -223,8 +218,6 @@ def prior_nll(
     nll, correct, count = 0.0, 0.0, 0
     for start in range(0, len(code_maps), batch_size):
         codes = code_maps[start : start + batch_size].to(device)
-        logits = model(codes, labels[start : start + batch_size].to(device))
-        nll += float(nn.functional.cross_entropy(logits, codes, reduction="sum"))
-        correct += float((logits.argmax(1) == codes).sum())
-        count += codes.numel()
+        terms = model.objective(model(codes, labels[start : start + batch_size].to(device)), codes, "sum")
+        nll, correct, count = nll + float(terms.loss), correct + float(terms.accuracy), count + codes.numel()
     return {"nll": nll / count, "accuracy": correct / count, "perplexity": math.exp(nll / count)}

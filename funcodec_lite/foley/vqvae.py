@@ -250,7 +250,10 @@ class MelVQVAE(nn.Module):
 
     def loss(self, mel: torch.Tensor) -> MelVQVAELoss:
         """The baseline's training loss ``mse(mel_hat, mel) + 0.25 * commitment`` for a batch ``mel``."""
-        out = self(mel)
+        return self.objective(self(mel), mel)
+
+    def objective(self, out: MelVQVAEOutput, mel: torch.Tensor) -> MelVQVAELoss:
+        """``mse(out.mel, mel) + commitment_weight * out.commit_loss`` for the forward pass ``out`` of mel."""
         recon = F.mse_loss(out.mel, mel)
         total = recon + self.config.commitment_weight * out.commit_loss
         return MelVQVAELoss(total, recon, out.commit_loss, out)

@@ -191,10 +191,17 @@ class PixelSNAIL(nn.Module):
 
     def loss(self, codes: torch.Tensor, labels: torch.Tensor) -> PriorLoss:
         """Cross-entropy and accuracy of ``forward`` on codes [B, H, W] with labels [B]."""
-        logits = self(codes, labels)
-        loss = F.cross_entropy(logits, codes)
-        accuracy = (logits.argmax(1) == codes).float().mean()
-        return PriorLoss(loss, accuracy)
+        return self.objective(self(codes, labels), codes)
+
+    @staticmethod
+    def objective(logits: torch.Tensor, codes: torch.Tensor, reduction: str = "mean") -> PriorLoss:
+        """Cross-entropy (nats per code) and top-1 accuracy of logits [B, n_codes, H, W] for codes [B, H, W].
+
+        ``reduction="sum"`` sums both over positions (for averaging over a whole dataset).
+        """
+        loss = F.cross_entropy(logits, codes, reduction=reduction)
+        hits = (logits.argmax(1) == codes).float()
+        return PriorLoss(loss, hits.sum() if reduction == "sum" else hits.mean())
 
     def start(self, labels: torch.Tensor) -> StepCache:
         """An empty cache for generating len(labels) maps one position at a time (evaluation mode only)."""
