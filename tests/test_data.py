@@ -223,3 +223,27 @@ def test_empty_data_dir_is_refused(tmp_path):
         read_data_dir(tmp_path / "no-scp")
     with pytest.raises(DataDirError, match="no such directory"):
         read_data_dir(tmp_path / "absent")
+
+
+def test_random_gain_and_dither_of_training_crops(tmp_path):
+    data = _data_dir(tmp_path, {"a-long": 12000, "b-short": 3000})
+    plain = AudioDataset(data, DataConfig(sample_rate=16000, segment_seconds=0.5))
+    gained = AudioDataset(data, DataConfig(sample_rate=16000, segment_seconds=0.5, gain_db=(-10.0, 6.0)))
+    ratios = []
+    for epoch in range(8):
+        plain.set_epoch(epoch)
+        gained.set_epoch(epoch)
+        a, b = plain[0], gained[0]
+        assert a.length == b.length == 8000
+        ratio = (b.wav.abs().sum() / a.wav.abs().sum()).item()
+        torch.testing.assert_close(b.wav, a.wav * ratio)  # same crop, one gain for the whole crop
+        ratios.append(20 * math.log10(ratio))
+        assert torch.equal(gained[0].wav, b.wav)  # deterministic per (seed, epoch, index)
+    assert -10.0 <= min(ratios) < max(ratios) <= 6.0 and max(ratios) - min(ratios) > 3.0
+    dithered = AudioDataset(data, DataConfig(sample_rate=16000, segment_seconds=0.5, dither=1e-3))
+    short = dithered[1]
+    noise = short.wav[:, :3000] - _ramp(3000)
+    assert 0.8e-3 < noise.pow(2).mean().sqrt().item() < 1.2e-3
+    assert short.wav[:, 3000:].abs().sum().item() == 0  # padding stays zero (it is not audio)
+    with pytest.raises(ValueError, match="gain_db"):
+        DataConfig(gain_db=(6.0, -10.0))

@@ -199,3 +199,20 @@ def test_tiny_config_overfits_one_example() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10
+
+
+@pytest.mark.parametrize("length", [16 * 101 + 10, 16 * 101 + 1, 16 * 103 + 15])
+def test_decode_path_inverts_exact_features_to_the_last_sample(length: int) -> None:
+    # T // hop odd: the STFT frames fill the decoder's frames exactly; the decode path used to
+    # return only (frames - 1) * hop samples and zero the last T mod hop
+    from tiny_models import make_codec, speechlike, tiny_freq_config
+
+    codec = make_codec(tiny_freq_config())
+    wav = speechlike(length / 16000, 16000)[None]
+    features = codec.transform(wav)
+    latent = codec.encode_latent(wav)
+    assert features.shape[-1] == latent.shape[-1] * codec.config.model.hop
+    codec.decoder.forward = lambda latent, n_frames: features[..., :n_frames]  # a perfect decoder
+    with torch.no_grad():
+        out = codec.decode_latent(latent, length)
+    torch.testing.assert_close(out, wav, atol=1e-5, rtol=0)

@@ -190,3 +190,39 @@ def test_codec_loss_skips_missing_or_unweighted_terms(spectral):
         CodecLoss(16000, LossWeights(time=0.0, freq=0.0), spectral=spectral)(x, x_hat)
     with pytest.raises(ValueError, match="unknown gan"):
         CodecLoss(16000, gan="wasserstein", spectral=spectral)
+
+
+def test_dac_mel_loss_is_the_mean_log10_ratio_and_matches_a_direct_computation():
+    import torchaudio.functional as AF
+
+    from funcodec_lite.losses import MelReconstructionLoss
+
+    g = torch.Generator().manual_seed(0)
+    wav = torch.randn(2, 1, 8000, generator=g) * 0.3
+    loss = MelReconstructionLoss(16000)
+    assert [r.n_fft for r in loss.resolutions] == [32, 64, 128, 256, 512, 1024, 2048]
+    assert [r.n_mels for r in loss.resolutions] == [5, 10, 20, 40, 80, 160, 320]
+    assert loss(wav, wav).item() == 0.0
+    # a gain of 10 raises every (loud) magnitude mel bin by exactly one decade
+    torch.testing.assert_close(loss(wav, 10 * wav), torch.tensor(1.0), atol=2e-3, rtol=0)
+    # one scale by hand: torch.stft, slaney filters, log10(mel + 1e-5), mean |difference|
+    hyp = wav + 0.1 * torch.randn(wav.shape, generator=g)
+    single = MelReconstructionLoss(16000, resolutions=[loss.resolutions[4]])
+    fb = AF.melscale_fbanks(257, 0.0, 8000.0, 80, 16000, norm="slaney", mel_scale="slaney")
+
+    def logmel(x: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(x.reshape(-1, 8000), 512, 128, window=torch.hann_window(512), pad_mode="constant",
+                          return_complex=True).abs()
+        return (spec.transpose(1, 2) @ fb + 1e-5).log10()
+
+    expected = (logmel(wav) - logmel(hyp)).abs().mean()
+    torch.testing.assert_close(single(wav, hyp), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_codec_loss_builds_the_named_spectral_loss():
+    from funcodec_lite.losses import MelReconstructionLoss, MultiScaleSpectralLoss
+
+    assert isinstance(CodecLoss(16000, LossWeights(spectral="dac_mel")).spectral, MelReconstructionLoss)
+    assert isinstance(CodecLoss(16000).spectral, MultiScaleSpectralLoss)
+    with pytest.raises(ValueError, match="unknown spectral loss"):
+        LossWeights(spectral="nope")

@@ -97,3 +97,64 @@ def test_revived_code_survives_next_ema_steps_and_is_used():
         # the stale codeword (100, 100) does not come back: the code stays among the data
         assert (cb.embed[3] - new).norm().item() < 2.0
         assert cb.cluster_size[3].item() > 2.0
+
+
+def _mixture_batch(centres: torch.Tensor, rows: int, g: torch.Generator) -> torch.Tensor:
+    pick = torch.randint(0, centres.shape[0], (rows,), generator=g)
+    return centres[pick] + 0.05 * torch.randn(rows, centres.shape[1], generator=g)
+
+
+def _revival_run(steps: int, **rule) -> tuple[list[int], torch.Tensor]:
+    """The shipped batch (320 vectors per step) on 1024 codes; returns revived per step and last counts."""
+    g = torch.Generator().manual_seed(7)
+    centres = torch.randn(3000, 8, generator=g)
+    cb = EuclideanCodebook(8, 1024, kmeans_iters=5, **rule)
+    cb.initialise(_mixture_batch(centres, 320, g), torch.Generator().manual_seed(8))
+    revived, recent = [], torch.zeros(1024)
+    for step in range(steps):
+        x = _mixture_batch(centres, 320, g)
+        update = cb.update(x, cb.encode(x), torch.Generator().manual_seed(100 + step))
+        revived.append(update.revived)
+        if step >= steps - 100:
+            recent += update.counts
+    return revived, recent
+
+
+def test_relative_threshold_revives_under_two_percent_at_small_batches_and_keeps_codes_used():
+    revived, counts = _revival_run(600, threshold_ema_dead_code=0.0, dead_code_ratio=0.1)
+    after_warmup = revived[300:]
+    assert sum(after_warmup) / len(after_warmup) < 0.02 * 1024
+    p = counts / counts.sum()
+    perplexity = torch.exp(-(p * p.clamp(min=1e-12).log()).sum()).item()
+    assert perplexity > 500  # the codebook covers the data instead of collapsing onto a few codes
+    # EnCodec's absolute count of 2 marks nearly every code dead at 320 vectors per step
+    old, _ = _revival_run(150, threshold_ema_dead_code=2.0, dead_code_ratio=0.0, revival_grace=0)
+    assert sum(old[100:]) / 50 > 0.5 * 1024
+
+
+def test_revived_unused_code_survives_its_grace_steps_then_dies():
+    cb, x = _dead_code_setup()
+    cb.decay, cb.revival_grace = 0.9, 20
+    cb.update(x, cb.encode(x), torch.Generator().manual_seed(0))  # code 3 revived
+    g = torch.Generator().manual_seed(1)
+    revivals, last = [], cb.cluster_size[3].item()
+    for step in range(100):
+        batch = 0.01 * torch.randn(30, 2, generator=g)
+        codes = torch.zeros(30, dtype=torch.long)  # every vector goes to code 0: code 3 stays unused
+        cb.update(batch, codes, torch.Generator().manual_seed(step))
+        if cb.cluster_size[3].item() > last:  # unused, its count only falls, except when revived
+            revivals.append(step)
+        last = cb.cluster_size[3].item()
+    # an unused revived code is revived again only once the EMA has decayed its count below the
+    # threshold, at least `revival_grace` steps later (EnCodec's rule revives it again at once)
+    assert len(revivals) >= 2
+    assert revivals[0] >= 19 and all(b - a >= 20 for a, b in zip(revivals, revivals[1:]))
+
+
+def test_kmeans_counts_match_the_final_assignment_after_reseeding():
+    from funcodec_lite.quantization.search import nearest_codes
+
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(3))
+    for seed in range(5):
+        means, counts = kmeans(x, 64, 2, torch.Generator().manual_seed(seed))  # empty clusters reseeded
+        assert torch.equal(counts, torch.bincount(nearest_codes(x, means), minlength=64).float())

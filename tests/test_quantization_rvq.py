@@ -203,3 +203,13 @@ def test_decode_skips_dropped_layers():
     torch.testing.assert_close(out[1], rvq.decode(codes[1:2, :2])[0])
     torch.testing.assert_close(out[0], rvq.decode(codes[:1])[0])
     assert math.isfinite(out.abs().sum().item())
+
+
+def test_training_under_bf16_autocast_picks_the_float32_codes():
+    rvq = _trained(_config(codebook_size=256, threshold_ema_dead_code=0, dead_code_ratio=0))
+    x = (_latent(batch=8, frames=64, seed=21) * 3).to(torch.bfloat16)  # an encoder output under autocast
+    reference = _snapshot(rvq).encode(x)  # inference searches in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rvq(x)
+    assert torch.equal(out.codes, reference)
+    assert out.quantized.dtype == torch.float32

@@ -175,3 +175,25 @@ def test_set_overrides_are_typed_and_checked(tmp_path):
     assert config.data.batch_size == 3
     with pytest.raises(ValueError, match="mixed_precision"):
         TrainConfig.from_yaml(path, ["schedule.mixed_precision=fp64"])
+
+
+def test_disc_every_updates_the_discriminator_on_every_kth_step_only(tmp_path, data):
+    trainer = _trainer(tmp_path, data, disc_start_step=1, disc_every=2)
+    batches = trainer._batches()
+
+    def disc_state():
+        return [p.detach().clone() for p in trainer.discriminator.parameters()]
+
+    changed = []
+    for _ in range(6):
+        before = disc_state()
+        terms = trainer.train_step(next(batches))
+        trainer.step += 1
+        moved = any(not torch.equal(a, b) for a, b in zip(before, disc_state()))
+        changed.append(moved)
+        assert moved == ("disc" in terms)
+        if trainer.step > 1:
+            assert "g_adv" in terms and "g_feat" in terms  # the generator trains against D every step
+    assert changed == [False, True, False, True, False, True]
+    with pytest.raises(ValueError, match="disc_every"):
+        TrainConfig.from_dict({**TINY, "schedule": {**TINY["schedule"], "disc_every": 0}})

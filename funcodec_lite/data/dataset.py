@@ -31,6 +31,11 @@ class DataConfig:
         max_seconds: validation mode keeps at most this much of each utterance, from its start
             (None keeps everything).
         seed: seed of the training crops.
+        gain_db: training only: (low, high) range of a random gain in dB applied to each crop,
+            uniform in dB (HILCodec trains with -10 ... +6); None: no gain.
+        dither: training only: RMS of white noise added to each crop's real samples (1e-4 is
+            -80 dBFS), so digital silence (exact zeros, as synthetic speech has between words) is not
+            a degenerate target for log-spectral losses; 0: none.
     """
 
     sample_rate: int = 16000
@@ -38,10 +43,18 @@ class DataConfig:
     segment_seconds: float = 1.0
     max_seconds: float | None = 30.0
     seed: int = 0
+    gain_db: tuple[float, float] | None = None
+    dither: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.channels < 1 or self.segment_seconds <= 0 or self.seed < 0:
             raise ValueError(f"invalid data config {self}")
+        if self.gain_db is not None:
+            self.gain_db = (float(self.gain_db[0]), float(self.gain_db[1]))
+            if self.gain_db[0] > self.gain_db[1]:
+                raise ValueError(f"gain_db must be (low, high) with low <= high, got {self.gain_db}")
+        if self.dither < 0:
+            raise ValueError(f"dither must be >= 0, got {self.dither}")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds}")
 
@@ -154,10 +167,23 @@ class AudioDataset(Dataset):
             return AudioItem(wav.contiguous(), wav.shape[-1], utt.utt_id)
         segment = self.config.segment_samples
         length = wav.shape[-1]
+        rng = crop_generator(self.config.seed, self.epoch, index)
         if length < segment:
-            return AudioItem(torch.nn.functional.pad(wav, (0, segment - length)), length, utt.utt_id)
-        offset = int(crop_generator(self.config.seed, self.epoch, index).integers(0, length - segment + 1))
-        return AudioItem(wav[:, offset : offset + segment].contiguous(), segment, utt.utt_id)
+            crop = self._augment(wav, rng)
+            return AudioItem(torch.nn.functional.pad(crop, (0, segment - length)), length, utt.utt_id)
+        offset = int(rng.integers(0, length - segment + 1))
+        return AudioItem(self._augment(wav[:, offset : offset + segment], rng).contiguous(), segment,
+                         utt.utt_id)
+
+    def _augment(self, crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Random gain, then dither, drawn from the item's own generator (so still worker-independent)."""
+        config = self.config
+        if config.gain_db is not None:
+            crop = crop * float(10 ** (rng.uniform(*config.gain_db) / 20))
+        if config.dither > 0:
+            noise = rng.standard_normal(crop.shape, dtype=np.float32) * config.dither
+            crop = crop + torch.from_numpy(noise).to(crop.dtype)
+        return crop
 
     def _load(self, index: int) -> torch.Tensor:
         utt = self.data.utterances[index]

@@ -169,7 +169,7 @@ class MelVQVAE(nn.Module):
         self.quantizer = ResidualVectorQuantizer(RVQConfig(
             dim=cfg.embed_dim, n_q=cfg.n_q, codebook_size=cfg.codebook_size, decay=cfg.decay,
             epsilon=cfg.epsilon, kmeans_init=cfg.kmeans_init,
-            threshold_ema_dead_code=cfg.threshold_ema_dead_code,
+            threshold_ema_dead_code=cfg.threshold_ema_dead_code, dead_code_ratio=0.0,
         ))
         self.decoder = MelDecoder(cfg.embed_dim, 1, cfg.channel, cfg.strides, cfg.n_res_block,
                                   cfg.n_res_channel)

@@ -9,7 +9,14 @@ from .adversarial import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
-from .reconstruction import MultiScaleSpectralLoss, log_compress, time_l1_loss
+from .reconstruction import (
+    SPECTRAL_LOSSES,
+    MelReconstructionLoss,
+    MultiScaleSpectralLoss,
+    dac_resolutions,
+    log_compress,
+    time_l1_loss,
+)
 from .total import CodecLoss, LossOutput, LossWeights
 
 __all__ = [
@@ -18,7 +25,10 @@ __all__ = [
     "CodecLoss",
     "LossOutput",
     "LossWeights",
+    "MelReconstructionLoss",
     "MultiScaleSpectralLoss",
+    "SPECTRAL_LOSSES",
+    "dac_resolutions",
     "feature_matching_loss",
     "hinge_discriminator_loss",
     "hinge_generator_loss",

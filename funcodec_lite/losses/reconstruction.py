@@ -1,4 +1,4 @@
-"""Reconstruction losses: time-domain L1 and the multi-scale spectral loss (FunCodec Eq. 4)."""
+"""Reconstruction losses: time-domain L1, FunCodec's multi-scale spectral loss (Eq. 4), DAC's mel loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from funcodec_lite.audio.spectral import MultiScaleSpectrogram, Resolution, funcodec_resolutions
+from funcodec_lite.audio.spectral import MultiScaleSpectrogram, Resolution, funcodec_resolutions, max_mel_bins
+
+# DAC's mel reconstruction scales (descript-audio-codec conf/base.yml): windows and mel bands
+DAC_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)
+DAC_MELS = (5, 10, 20, 40, 80, 160, 320)
 
 
 def time_l1_loss(wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
@@ -98,6 +102,59 @@ class MultiScaleSpectralLoss(nn.Module):
                 terms.append(self._distance(ref.mel, hyp.mel))
             per_scale.append(torch.stack(terms).mean())
         return torch.stack(per_scale).mean()
+
+
+def dac_resolutions(sample_rate: int) -> list[Resolution]:
+    """DAC's mel-loss scales: windows 32 ... 2048, hop = window / 4, 5 ... 320 mel bands.
+
+    Where a band count has empty filters at this rate and window (320 bands of a 2048-point FFT at
+    16 kHz), it is lowered to the largest count without one (`max_mel_bins`).
+    """
+    return [Resolution(w, w // 4, w, max_mel_bins(sample_rate, w, mel_scale="slaney", limit=m))
+            for w, m in zip(DAC_WINDOWS, DAC_MELS)]
+
+
+class MelReconstructionLoss(nn.Module):
+    """DAC's reconstruction loss: mean over scales of L1 between log10 magnitude mel spectra.
+
+    Per scale (`dac_resolutions`): M = log10(mel(|X|) + floor), slaney mel scale and filter
+    normalisation (librosa's defaults, which DAC uses), and the loss is mean |M(x) - M(x̂)|. DAC
+    clamps at the floor instead of adding it; adding keeps a gradient for outputs quieter than the
+    floor (see `log_compress`). Use it with a weight near DAC's 15 (``loss.freq``).
+
+    Args:
+        sample_rate: audio sample rate in Hz.
+        resolutions: analysis scales; None means `dac_resolutions(sample_rate)`.
+        floor: added before the log10.
+    """
+
+    def __init__(self, sample_rate: int, resolutions: Sequence[Resolution] | None = None,
+                 floor: float = 1e-5):
+        super().__init__()
+        self.floor = floor
+        self.spectra = MultiScaleSpectrogram(sample_rate, resolutions or dac_resolutions(sample_rate),
+                                             pad_mode="constant", mel_power=1.0, mel_scale="slaney",
+                                             norm="slaney")
+
+    @property
+    def resolutions(self) -> list[Resolution]:
+        return self.spectra.resolutions
+
+    def forward(self, wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
+        """Args:
+            wav (torch.Tensor): reference signal of shape [B, C, T] or [B, T].
+            wav_hat (torch.Tensor): reconstruction, same shape as `wav`.
+
+        Returns:
+            torch.Tensor: scalar loss, 0 for identical signals.
+        """
+        _check_shapes(wav, wav_hat)
+        terms = [(log_compress(r.mel, self.floor) - log_compress(h.mel, self.floor)).abs().mean()
+                 for r, h in zip(self.spectra(wav), self.spectra(wav_hat))]
+        return torch.stack(terms).mean()
+
+
+SPECTRAL_LOSSES = {"funcodec": MultiScaleSpectralLoss, "dac_mel": MelReconstructionLoss}
 
 
 def _check_shapes(wav: torch.Tensor, wav_hat: torch.Tensor) -> None:

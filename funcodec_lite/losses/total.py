@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from funcodec_lite.losses.adversarial import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, feature_matching_loss
-from funcodec_lite.losses.reconstruction import MultiScaleSpectralLoss, time_l1_loss
+from funcodec_lite.losses.reconstruction import SPECTRAL_LOSSES, time_l1_loss
 
 # per sub-discriminator: (logits, feature maps), as returned by funcodec_lite.discriminators
 DiscOutputs = Sequence[tuple[torch.Tensor, Sequence[torch.Tensor]]]
@@ -26,6 +26,9 @@ class LossWeights:
         adv: λ_adv, adversarial loss.
         feat: λ_feat, feature matching.
         commit: λ_cm, quantizer commitment loss.
+        spectral: which loss the λ_f term is: "funcodec" (Eq. 4: L1 + L2 on log power and log mel
+            spectra, 7 scales) or "dac_mel" (DAC: L1 on log magnitude mel spectra, 7 scales; DAC
+            weighs it 15).
     """
 
     time: float = 1.0
@@ -33,6 +36,12 @@ class LossWeights:
     adv: float = 1.0 / 9.0
     feat: float = 100.0 / 9.0
     commit: float = 1.0
+    spectral: str = "funcodec"
+
+    def __post_init__(self) -> None:
+        if self.spectral not in SPECTRAL_LOSSES:
+            raise ValueError(f"unknown spectral loss {self.spectral!r}; "
+                             f"choose one of {sorted(SPECTRAL_LOSSES)}")
 
 
 class LossOutput(NamedTuple):
@@ -60,7 +69,7 @@ class CodecLoss(nn.Module):
         weights: term weights; None means FunCodec's defaults.
         gan: "hinge" (FunCodec, EnCodec) or "lsgan" (HiFi-GAN).
         relative_features: normalise feature matching by the real feature magnitude (EnCodec paper).
-        spectral: the spectral loss; None means `MultiScaleSpectralLoss(sample_rate)`.
+        spectral: the spectral loss module; None builds the one ``weights.spectral`` names.
     """
 
     def __init__(
@@ -69,7 +78,7 @@ class CodecLoss(nn.Module):
         weights: LossWeights | None = None,
         gan: str = "hinge",
         relative_features: bool = False,
-        spectral: MultiScaleSpectralLoss | None = None,
+        spectral: nn.Module | None = None,
     ):
         super().__init__()
         if gan not in GENERATOR_LOSSES:
@@ -77,7 +86,7 @@ class CodecLoss(nn.Module):
         self.weights = weights or LossWeights()
         self.gan = gan
         self.relative_features = relative_features
-        self.spectral = spectral or MultiScaleSpectralLoss(sample_rate)
+        self.spectral = spectral or SPECTRAL_LOSSES[self.weights.spectral](sample_rate)
 
     def forward(
         self,

@@ -42,8 +42,15 @@ class EuclideanCodebook(nn.Module):
         kmeans_init (bool): initialise by k-means on the first training batch; otherwise random
             codewords (which, having zero usage, are replaced by batch vectors on the first step).
         kmeans_iters (int): k-means iterations.
-        threshold_ema_dead_code (float): codes whose ``cluster_size`` falls below this are revived
-            (0 disables revival).
+        threshold_ema_dead_code (float): absolute dead-code threshold: codes whose ``cluster_size``
+            falls below this count are revived (EnCodec's rule; 0 disables it).
+        dead_code_ratio (float): relative dead-code threshold: codes whose ``cluster_size`` falls
+            below this fraction of the uniform share (``cluster_size.sum() / K``, the EMA of the
+            vectors per step over K) are revived (Mimi's rule; 0 disables it). Unlike an absolute
+            count it means the same at any batch size. A code is dead under the larger threshold.
+        revival_grace (int): steps a revived code survives without being used: its count is reset
+            to at least ``threshold / decay ** revival_grace`` (and to at least the mean count), so
+            the EMA decay cannot mark it dead again before then.
     """
 
     def __init__(
@@ -55,6 +62,8 @@ class EuclideanCodebook(nn.Module):
         kmeans_init: bool = True,
         kmeans_iters: int = 50,
         threshold_ema_dead_code: float = 2.0,
+        dead_code_ratio: float = 0.0,
+        revival_grace: int = 100,
     ):
         super().__init__()
         self.dim = dim
@@ -64,6 +73,8 @@ class EuclideanCodebook(nn.Module):
         self.kmeans_init = kmeans_init
         self.kmeans_iters = kmeans_iters
         self.threshold_ema_dead_code = threshold_ema_dead_code
+        self.dead_code_ratio = dead_code_ratio
+        self.revival_grace = revival_grace
         embed = torch.zeros(codebook_size, dim) if kmeans_init else torch.randn(codebook_size, dim)
         self.register_buffer("inited", torch.tensor([0.0 if kmeans_init else 1.0]))
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
@@ -126,9 +137,9 @@ class EuclideanCodebook(nn.Module):
 
         All processes must call this together; counts and sums are all-reduced so the buffers stay
         identical everywhere. Revival runs after the EMA step and resets the revived codes'
-        statistics (``embed_avg = v * n``, ``cluster_size = n``, with ``n`` the larger of the
-        threshold and the mean cluster size), so the next EMA step keeps the new vector ``v``
-        instead of restoring the stale codeword.
+        statistics (``embed_avg = v * n``, ``cluster_size = n``, with ``n`` from `revival_count`),
+        so the next EMA steps keep the new vector ``v`` instead of restoring the stale codeword, and
+        the code stays alive for ``revival_grace`` steps even if it is not used.
 
         Args:
             x (torch.Tensor): this process's vectors, shape [N, D].
@@ -144,8 +155,23 @@ class EuclideanCodebook(nn.Module):
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         self._refresh_embed()
-        revived = self._revive(x, generator) if self.threshold_ema_dead_code > 0 else 0
+        revived = self._revive(x, generator) if self.revives else 0
         return CodebookUpdate(counts, revived)
+
+    @property
+    def revives(self) -> bool:
+        """True when either dead-code threshold is on."""
+        return self.threshold_ema_dead_code > 0 or self.dead_code_ratio > 0
+
+    def dead_threshold(self) -> float:
+        """The EMA count below which a code is dead now: max(absolute, ratio * sum / K)."""
+        relative = self.dead_code_ratio * float(self.cluster_size.sum().item()) / self.codebook_size
+        return max(float(self.threshold_ema_dead_code), relative)
+
+    def revival_count(self, threshold: float) -> float:
+        """EMA count given to a revived code: high enough to outlive ``revival_grace`` unused steps."""
+        mean = float(self.cluster_size.mean().item())
+        return max(mean, threshold / self.decay**self.revival_grace)
 
     def _refresh_embed(self) -> None:
         total = self.cluster_size.sum()
@@ -154,7 +180,8 @@ class EuclideanCodebook(nn.Module):
         self.embed.copy_(self.embed_avg / smoothed.unsqueeze(1))
 
     def _revive(self, x: torch.Tensor, generator: torch.Generator) -> int:
-        dead = self.cluster_size < self.threshold_ema_dead_code
+        threshold = self.dead_threshold()
+        dead = self.cluster_size < threshold
         n_dead = int(dead.sum().item())
         if n_dead == 0:
             return 0
@@ -162,7 +189,7 @@ class EuclideanCodebook(nn.Module):
         if total == 0:
             return 0
         new = gather_rows(x, draw_rows(total, n_dead, generator), offset)
-        reset = max(float(self.threshold_ema_dead_code), float(self.cluster_size.mean().item()))
+        reset = self.revival_count(threshold)
         self.embed[dead] = new
         self.embed_avg[dead] = new * reset
         self.cluster_size[dead] = reset

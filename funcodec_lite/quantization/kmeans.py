@@ -46,7 +46,9 @@ def kmeans(
     """Cluster ``samples`` with Lloyd's algorithm.
 
     Initial centres are distinct random samples; a cluster left empty by an iteration is re-seeded
-    with a random sample. Under torch.distributed each process passes its own rows: counts and sums
+    with a random sample. The returned counts come from a final assignment to the returned means, so
+    a cluster re-seeded in the last iteration has the count of the samples nearest to its new centre
+    (not 0). Under torch.distributed each process passes its own rows: counts and sums
     are all-reduced and random picks index the batch concatenated over processes in rank order
     (`gather_rows`), so every process ends with the same centres as one process given the whole
     batch, provided ``generator`` is seeded identically everywhere.
@@ -75,4 +77,7 @@ def kmeans(
         if n_empty:
             reseed = torch.randint(0, total, (n_empty,), generator=generator)
             means[empty] = gather_rows(samples, reseed, offset)
+    if num_iters > 0:
+        counts, _ = cluster_sums(samples, nearest_codes(samples, means), num_clusters)
+        all_reduce_sum_(counts)
     return KMeansResult(means, counts)

@@ -31,7 +31,12 @@ class RVQConfig:
         epsilon: Laplace smoothing of cluster sizes.
         kmeans_init: initialise each codebook by k-means on the first training batch.
         kmeans_iters: k-means iterations.
-        threshold_ema_dead_code: EMA cluster size below which a code is revived (0: never).
+        threshold_ema_dead_code: absolute EMA cluster size below which a code is revived (EnCodec's
+            rule, 2.0 there; 0: off). At small batches it marks nearly every code dead.
+        dead_code_ratio: relative threshold: a code is revived when its EMA cluster size falls below
+            this fraction of the uniform share (EMA vectors per step / codebook_size); 0: off. The
+            larger of the two thresholds applies.
+        revival_grace: steps a revived code survives unused before it can be revived again.
         quantizer_dropout: in training, when the caller gives no n_q, use a random number of layers.
         dropout_choices: values n_q is drawn from (e.g. FunCodec's [1, 2, 4, 8, 16, 32]);
             None: uniform over 1..n_q.
@@ -46,7 +51,9 @@ class RVQConfig:
     epsilon: float = 1e-5
     kmeans_init: bool = True
     kmeans_iters: int = 50
-    threshold_ema_dead_code: float = 2.0
+    threshold_ema_dead_code: float = 0.0
+    dead_code_ratio: float = 0.1
+    revival_grace: int = 100
     quantizer_dropout: bool = False
     dropout_choices: list[int] | None = None
     dropout_per_item: float = 0.0
@@ -140,6 +147,8 @@ class ResidualVectorQuantizer(nn.Module):
                 kmeans_init=config.kmeans_init,
                 kmeans_iters=config.kmeans_iters,
                 threshold_ema_dead_code=config.threshold_ema_dead_code,
+                dead_code_ratio=config.dead_code_ratio,
+                revival_grace=config.revival_grace,
             )
             for _ in range(config.n_q)
         )
@@ -251,9 +260,19 @@ class ResidualVectorQuantizer(nn.Module):
             x (torch.Tensor): latent V of shape [B, D, T].
             n_q (int, optional): layers to use.
 
+        The search, the statistics and the commitment loss run in float32 with autocast off, so
+        training under bf16/fp16 mixed precision picks the same codes as `encode` (a half-precision
+        distance matrix rounds near-ties differently and would train codes inference never picks).
+
         Returns:
-            QuantizerOutput: quantized [B, D, T], codes [B, n_q, T], commit_loss, metrics, n_q.
+            QuantizerOutput: quantized [B, D, T] (float32 or float64), codes [B, n_q, T],
+            commit_loss, metrics, n_q.
         """
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._quantize(x, n_q)
+
+    def _quantize(self, x: torch.Tensor, n_q: int | None) -> QuantizerOutput:
         batch, dim, frames = x.shape
         training = self.training
         used = self._check_n_q(n_q)

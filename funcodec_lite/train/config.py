@@ -16,14 +16,16 @@ class OptimConfig:
     """Adam for the generator and the discriminators (FunCodec: lr 3e-4, betas 0.5/0.9).
 
     ``scheduler``: ``none`` or ``exponential`` (lr · gamma^step, per step).
-    ``grad_clip``: max global gradient norm (≤ 0 disables clipping).
+    ``grad_clip``: max global gradient norm (≤ 0 disables clipping). The tiny codecs' generator
+    norms are 8-40, so FunCodec's 1.0 clipped every step (a smaller effective step size, not a guard
+    against spikes); the default 100 only catches spikes (DAC clips at 1000).
     """
 
     lr: float = 3e-4
     disc_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.9)
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    grad_clip: float = 100.0
     scheduler: str = "none"
     gamma: float = 0.999996
 
@@ -35,13 +37,18 @@ class OptimConfig:
 
 @dataclass
 class LoaderConfig:
-    """Batches: crop length, batch size, workers, validation utterances."""
+    """Batches: crop length, batch size, workers, validation utterances, augmentation.
+
+    ``gain_db`` and ``dither``: see `funcodec_lite.data.DataConfig` (training crops only).
+    """
 
     segment_seconds: float = 1.0
     batch_size: int = 16
     num_workers: int = 0
     valid_max_seconds: float = 10.0
     valid_utterances: int = 8
+    gain_db: list[float] | None = None
+    dither: float = 0.0
 
 
 @dataclass
@@ -51,6 +58,7 @@ class ScheduleConfig:
     max_steps: int = 100_000
     max_minutes: float = 0.0  # wall-clock budget of one run (0 = none): stops and checkpoints
     disc_start_step: int = 0
+    disc_every: int = 1  # update the discriminators every k-th step from disc_start_step (G: every step)
     log_every: int = 50
     valid_every: int = 1000
     checkpoint_every: int = 1000
@@ -61,6 +69,8 @@ class ScheduleConfig:
     valid_clips: int = 2
 
     def __post_init__(self) -> None:
+        if self.disc_every < 1:
+            raise ValueError(f"schedule.disc_every must be >= 1, got {self.disc_every}")
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "fp16"):

@@ -64,7 +64,8 @@ class Trainer:
         codec_config = config.codec
         data_config = DataConfig(sample_rate=codec_config.sample_rate, channels=codec_config.channels,
                                  segment_seconds=config.data.segment_seconds,
-                                 max_seconds=config.data.valid_max_seconds, seed=schedule.seed)
+                                 max_seconds=config.data.valid_max_seconds, seed=schedule.seed,
+                                 gain_db=config.data.gain_db, dither=config.data.dither)
         self.train_set = AudioDataset(train_dir, data_config, train=True)
         self.valid_set = AudioDataset(valid_dir, data_config, train=False) if valid_dir else None
         self.generator = Codec(codec_config)
@@ -146,7 +147,9 @@ class Trainer:
         return float(self.accelerator.clip_grad_norm_(module.parameters(), limit))
 
     def train_step(self, wav: torch.Tensor, timer: PhaseTimer | None = None) -> dict[str, float]:
-        """One discriminator update (once started) and one generator update; returns logged terms.
+        """One discriminator update (once started, every ``disc_every`` steps) and one generator update.
+
+        Returns the logged terms.
 
         ``timer`` (optional) receives the seconds spent in each phase: generator forward,
         discriminator forward + loss, discriminator backward + update, generator losses (adversarial
@@ -162,12 +165,15 @@ class Trainer:
             out = self.generator(wav)
         terms: dict[str, float] = {}
         use_disc = self.step >= schedule.disc_start_step and len(self.config.discriminator.kinds) > 0
+        update_disc = use_disc and (self.step - schedule.disc_start_step) % schedule.disc_every == 0
         real = fake = None
         if use_disc:
-            # STFTs of the real and decoded signal are taken once and shared by both updates
             prepare = acc.unwrap_model(self.discriminator).prepare
             with phase("discriminator_forward"), acc.autocast():
                 real_in, fake_in = prepare(wav), prepare(out.wav)
+        if update_disc:
+            # STFTs of the real and decoded signal are taken once and shared by both updates
+            with phase("discriminator_forward"), acc.autocast():
                 real, fake = self.discriminator(real_in), self.discriminator(fake_in.detach())
                 d_loss = self.loss.discriminator_loss(real, fake)
             with phase("discriminator_backward"):
@@ -178,7 +184,10 @@ class Trainer:
             terms.update(d_loss.terms)
         with phase("generator_losses"), acc.autocast():
             if use_disc:
-                real, fake = self.discriminator(real_in), self.discriminator(fake_in)
+                # feature matching detaches the real features: no graph needed for them
+                with torch.no_grad():
+                    real = self.discriminator(real_in)
+                fake = self.discriminator(fake_in)
             g_loss = self.loss(wav, out.wav, out.commit_loss, real, fake)
         with phase("generator_backward"):
             self.opt_g.zero_grad(set_to_none=True)

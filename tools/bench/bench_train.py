@@ -4,7 +4,10 @@ For each config the step is split into: generator forward (encoder, RVQ, decoder
 forward + loss (with the MS-STFT spectrograms of the real and decoded batch), discriminator backward
 + update, generator losses (time L1, multi-scale spectral, commitment, adversarial and feature
 matching through the updated discriminator) and generator backward + update. The discriminators are
-on from the first step. A second table counts the `torch.stft` calls of one step per
+on from the first step (and update every ``schedule.disc_every`` steps, as the config says). The
+"GAN / G-only" column is the mean full step over the mean generator-only step (the discriminators
+off, as before ``disc_start_step``), the two kinds of step interleaved in one run. A second table
+counts the `torch.stft` calls of one step per
 (signal, resolution): "max repeats" 1 means no STFT is computed twice.
 
 Usage (from the repository root):
@@ -53,9 +56,11 @@ def make_data_dir(root: Path, sample_rate: int, count: int = 8, seconds: float =
     return root
 
 
-def bench_config(name: str, steps: int, batch_size: int | None, segment: float | None) -> dict:
-    """Median phase times over ``steps`` steps (after one warm-up step) and the STFT count of a step."""
-    overrides = ["schedule.disc_start_step=0", "data.num_workers=0", "schedule.mixed_precision=no"]
+def bench_config(name: str, steps: int, batch_size: int | None, segment: float | None,
+                 extra: list[str] | None = None) -> dict:
+    """Mean phase times over ``steps`` steps (after one warm-up step) and the STFT count of a step."""
+    overrides = ["schedule.disc_start_step=0", "data.num_workers=0", "schedule.mixed_precision=no",
+                 *(extra or [])]
     batch = batch_size or CPU_BATCH.get(name)
     if batch:
         overrides.append(f"data.batch_size={batch}")
@@ -68,18 +73,29 @@ def bench_config(name: str, steps: int, batch_size: int | None, segment: float |
         batches = trainer._batches()
         trainer.train_step(next(batches))  # warm-up (k-means initialisation of the codebooks)
         per_phase: dict[str, list[float]] = {p: [] for p in PHASES}
+        gan_steps, generator_steps = [], []
+        schedule = trainer.config.schedule
         for _ in range(steps):
             timer = PhaseTimer()
             trainer.train_step(next(batches), timer)
+            trainer.step += 1  # so that disc_every cycles
+            gan_steps.append(sum(timer.seconds.values()))
             for p in PHASES:
                 per_phase[p].append(timer.seconds.get(p, 0.0))
+            schedule.disc_start_step, start = 10**9, schedule.disc_start_step
+            timer = PhaseTimer()
+            trainer.train_step(next(batches), timer)
+            generator_steps.append(sum(timer.seconds.values()))
+            schedule.disc_start_step = start
         with STFTCallCounter() as counter:
             trainer.train_step(next(batches))
         return {
             "name": name,
             "batch": f"{config.data.batch_size} x {config.data.segment_seconds:g} s",
             "params": (count_parameters(trainer.generator), count_parameters(trainer.discriminator)),
-            "phases": {p: statistics.median(v) for p, v in per_phase.items()},
+            "phases": {p: statistics.mean(v) for p, v in per_phase.items()},
+            "disc_every": schedule.disc_every,
+            "gan_ratio": statistics.mean(gan_steps) / statistics.mean(generator_steps),
             "stft_total": counter.total,
             "stft_pairs": len(counter.calls),
             "stft_max": counter.max_repeats,
@@ -87,15 +103,15 @@ def bench_config(name: str, steps: int, batch_size: int | None, segment: float |
 
 
 def table(results: list[dict]) -> str:
-    head = ("| config | batch | G / D params | step (s) | " + " | ".join(p.replace("_", " ") for p in PHASES)
-            + " |")
-    lines = [head, "|" + "---|" * (4 + len(PHASES))]
+    head = ("| config | batch | G / D params | D every | step (s) | GAN / G-only | "
+            + " | ".join(p.replace("_", " ") for p in PHASES) + " |")
+    lines = [head, "|" + "---|" * (6 + len(PHASES))]
     for r in results:
         total = sum(r["phases"].values())
         cells = [f"{r['phases'][p]:.3f} ({100 * r['phases'][p] / total:.0f}%)" for p in PHASES]
         g, d = r["params"]
-        lines.append(f"| {r['name']} | {r['batch']} | {g / 1e6:.2f} M / {d / 1e6:.2f} M | {total:.3f} | "
-                     + " | ".join(cells) + " |")
+        lines.append(f"| {r['name']} | {r['batch']} | {g / 1e6:.2f} M / {d / 1e6:.2f} M | "
+                     f"{r['disc_every']} | {total:.3f} | {r['gan_ratio']:.2f}x | " + " | ".join(cells) + " |")
     lines += ["", "| config | STFT calls per step | distinct (signal, resolution) | max repeats |",
               "|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['stft_total']} | {r['stft_pairs']} | {r['stft_max']} |" for r in results]
@@ -108,10 +124,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--segment-seconds", type=float)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every config, e.g. schedule.disc_every=2")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    results = [bench_config(name, args.steps, args.batch_size, args.segment_seconds)
+    results = [bench_config(name, args.steps, args.batch_size, args.segment_seconds, args.set)
                for name in args.configs.split(",")]
     print(table(results))
 
