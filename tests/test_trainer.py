@@ -104,6 +104,7 @@ def test_loss_falls_and_validation_writes_outputs(tmp_path, data):
     lines = (tmp_path / "valid.jsonl").read_text().splitlines()
     result = json.loads(lines[-1])
     assert result["step"] == 150 and "nq4/mel_distance" in result and "nq1/pesq" in result
+    assert 0 < result["train_minutes"] * 60 < trainer.train_seconds + 1e-6  # training time, not validation
     clips = sorted(p.suffix for p in (tmp_path / "valid" / "step-00000150").iterdir())
     assert clips.count(".wav") == 2 and clips.count(".png") == 1
     assert any((tmp_path / "tensorboard").iterdir())

@@ -81,6 +81,7 @@ class Trainer:
         self.loss = self.loss.to(accelerator.device)
         self.step, self.epoch, self.position = 0, 0, 0
         self.skipped = 0
+        self.train_seconds = 0.0  # wall-clock seconds in training steps (validation excluded), all runs
         self._writer = None
 
     # ----------------------------------------------------------------------------------------------
@@ -98,7 +99,7 @@ class Trainer:
 
     def save(self) -> Path:
         extra = {"epoch": self.epoch, "position": self.position, "skipped": self.skipped,
-                 "config": self.config.to_dict()}
+                 "train_seconds": self.train_seconds, "config": self.config.to_dict()}
         path = None
         if self.accelerator.is_main_process:
             path = save_checkpoint(self.exp_dir, self.step, self._modules(), self._optimizers(), extra,
@@ -116,6 +117,7 @@ class Trainer:
         self.step = state["step"]
         self.epoch, self.position = state["extra"]["epoch"], state["extra"]["position"]
         self.skipped = state["extra"].get("skipped", 0)
+        self.train_seconds = state["extra"].get("train_seconds", 0.0)
         self.accelerator.print(f"resumed from {directory} at step {self.step}")
         return True
 
@@ -231,7 +233,8 @@ class Trainer:
         out_dir = self.exp_dir / "valid" / f"step-{self.step:08d}"
         results = validate(generator, self.valid_set, self.config, out_dir)
         with open(self.exp_dir / "valid.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": self.step, **results}) + "\n")
+            record = {"step": self.step, "train_minutes": round(self.train_seconds / 60, 3), **results}
+            handle.write(json.dumps(record) + "\n")
         writer = self._tensorboard()
         for key, value in results.items():
             if writer is not None and math.isfinite(value):
@@ -263,6 +266,7 @@ class Trainer:
                 break
             start = time.perf_counter()
             terms = self.train_step(next(batches))
+            self.train_seconds += time.perf_counter() - start
             self.step += 1
             bar.update(1)
             if self.step % schedule.log_every == 0 or self.step == max_steps:
