@@ -237,13 +237,13 @@ def decode_chunks(codec: Codec, codes: torch.Tensor,
         with codec.decoder.streaming():
             for start in range(0, total, chunk):
                 latent = codec.quantizer.decode(codes[..., start : start + chunk]).to(dtype)
-                yield codec.decoder(latent).float().cpu()
+                yield codec.scale_output(codec.decoder(latent)).float().cpu()
                 if total > chunk:
                     release_memory()
             if total:
                 rest = codec.decoder.flush()  # held back only by a stream shorter than a conv's padding
                 if rest is not None and rest.shape[-1]:
-                    yield rest.float().cpu()
+                    yield codec.scale_output(rest).float().cpu()
         return
     for start in range(0, total, chunk):
         first, stop = max(0, start - context), min(total, start + chunk + context)

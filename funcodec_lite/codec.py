@@ -15,6 +15,7 @@ from funcodec_lite.audio.transforms import build_transform
 from funcodec_lite.config import CodecConfig, ConfigError
 from funcodec_lite.modules.conv import fold_weight_norm
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
+from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
 from funcodec_lite.utils.atomic import atomic_path
@@ -49,6 +50,10 @@ class Codec(nn.Module):
     Shapes: waveforms are [B, C, T] at ``sample_rate``; codes are [B, n_q, N] with
     N = ceil(T / samples_per_frame).
 
+    ``config.input_gain`` g scales the signal the model works on: the encoder sees ``wav * g`` and the
+    decoder's output is divided by g (``encode_latent`` / ``decode_latent``, ``scale_input`` /
+    ``scale_output`` for the streaming paths), so callers always see audio at its own level.
+
     Inference in bfloat16 (time-domain codecs): ``codec.to(torch.bfloat16)``.  ``encode`` casts the
     waveform to the encoder's dtype and searches the codebooks in float32; ``decode`` returns bfloat16
     audio.  This is fast only where bfloat16 arithmetic is native (GPUs, CPUs with AVX512-BF16 or
@@ -69,7 +74,12 @@ class Codec(nn.Module):
         decoder_dim = self.semantic.output_dim if self.semantic is not None else model.dimension
         if config.arch == "seanet":
             self.encoder: nn.Module = SEANetEncoder(config.channels, model)
-            self.decoder: nn.Module = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
+            if model.decoder_head == "istft":
+                self.decoder: nn.Module = ISTFTDecoder(
+                    config.channels, decoder_dim, model.hop_length, model.istft_channels, model.istft_blocks,
+                    model.istft_fft_size, model.kernel_size, model.final_activation)
+            else:
+                self.decoder = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
             self.samples_per_frame = model.hop_length
         else:
             expected = config.channels * self.transform.feature_channels
@@ -135,8 +145,17 @@ class Codec(nn.Module):
             raise ValueError("this codec has semantic augmentation: pass the semantic features")
         return semantic
 
+    def scale_input(self, wav: torch.Tensor) -> torch.Tensor:
+        """The waveform [B, C, T] in the encoder's dtype, multiplied by ``input_gain``."""
+        wav = wav.to(_weight_dtype(self.encoder))
+        return wav if self.config.input_gain == 1.0 else wav * self.config.input_gain
+
+    def scale_output(self, wav: torch.Tensor) -> torch.Tensor:
+        """Decoder output [B, C, T] divided by ``input_gain`` (back to the caller's level)."""
+        return wav if self.config.input_gain == 1.0 else wav / self.config.input_gain
+
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
-        """Continuous encoder output.
+        """Continuous encoder output (of ``wav * input_gain``).
 
         Args:
             wav: [B, C, T].
@@ -144,12 +163,13 @@ class Codec(nn.Module):
             latent [B, D, N].
         """
         self._check_wav(wav)
-        return self.encoder(self.transform(wav.to(_weight_dtype(self.encoder))))
+        return self.encoder(self.transform(self.scale_input(wav)))
 
     def decode_latent(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Decoder path from (quantized) latent [B, D', N] to a waveform [B, C, length].
 
-        The latent is cast to the decoder's weight dtype; the waveform comes out in that dtype.
+        The latent is cast to the decoder's weight dtype; the waveform comes out in that dtype, divided
+        by ``input_gain``.
         """
         latent = latent.to(_weight_dtype(self.decoder))
         n_frames = latent.shape[-1]
@@ -159,9 +179,10 @@ class Codec(nn.Module):
         else:
             frames = n_frames * self.config.model.hop
             features = self.decoder(latent, frames)
-            wav = self.transform.inverse(features, (frames - 1) * self.config.stft.hop_length)
-            wav = nn.functional.pad(wav, (0, max(0, full_length - wav.shape[-1])))
-        return wav[..., : full_length if length is None else length]
+            # frames * stft_hop samples: the last frame's centre plus one hop, all covered by its
+            # window (asking for only (frames - 1) * hop zeroed the tail of odd-length clips)
+            wav = self.transform.inverse(features, full_length)
+        return self.scale_output(wav[..., : full_length if length is None else length])
 
     def encode(self, wav: torch.Tensor, n_q: int | None = None, bandwidth: float | None = None,
                semantic: torch.Tensor | None = None) -> torch.Tensor:

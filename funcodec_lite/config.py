@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -48,6 +49,11 @@ class CodecConfig:
 
     ``model`` holds the encoder/decoder architecture: a ``SEANetConfig`` when ``arch == "seanet"``,
     a ``FreqCodecConfig`` when ``arch == "freqcodec"``.
+
+    ``input_gain`` (> 0) multiplies the waveform before the encoder (and the STFT of frequency-domain
+    models) and divides the decoder's output, so the networks work on audio near unit level while
+    callers see their own: speech at RMS ≈ 0.05 with ``input_gain: 20``.  EnCodec-converted models and
+    the presets use 1.0.
     """
 
     sample_rate: int = 16000
@@ -58,6 +64,7 @@ class CodecConfig:
     model: Any = field(default_factory=SEANetConfig)
     quantizer: RVQConfig = field(default_factory=RVQConfig)
     semantic: SemanticConfig | None = None
+    input_gain: float = 1.0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -75,6 +82,10 @@ class CodecConfig:
             self.stft = STFTConfig()
         if self.sample_rate <= 0 or self.channels <= 0:
             raise ConfigError("sample_rate and channels must be positive")
+        if (isinstance(self.input_gain, bool) or not isinstance(self.input_gain, (int, float))
+                or not 0 < self.input_gain < math.inf):
+            raise ConfigError(f"input_gain must be a finite number > 0, got {self.input_gain!r}")
+        self.input_gain = float(self.input_gain)
 
     @classmethod
     def from_dict(cls, data: dict) -> CodecConfig:
@@ -135,7 +146,9 @@ def _build(cls: type, data: dict, where: str) -> Any:
         kwargs[name] = value
     try:
         return cls(**kwargs)
-    except TypeError as error:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:  # missing fields, or a value its __post_init__ refuses
         raise ConfigError(f"{where or 'config'}: {error}") from error
 
 

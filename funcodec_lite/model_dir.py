@@ -100,6 +100,19 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
+# Config fields added after token files began to carry model ids, with their defaults: a field at
+# its default is left out of the hash, so a model saved before the field existed keeps its id.
+_LATER_FIELDS: dict[tuple[str, ...], object] = {
+    ("input_gain",): 1.0,
+    ("quantizer", "dead_code_ratio"): 0.1,
+    ("quantizer", "revival_grace"): 100,
+    ("model", "decoder_head"): "conv",
+    ("model", "istft_blocks"): 4,
+    ("model", "istft_width"): None,
+    ("model", "istft_n_fft"): None,
+}
+
+
 def model_id(codec: Codec) -> str:
     """A short identifier of a model: sha256 of its canonical config and weights (16 hex digits).
 
@@ -114,6 +127,13 @@ def model_id(codec: Codec) -> str:
     digest = hashlib.sha256()
     config = codec.config.to_dict()
     config.pop("name", None)
+    for path, default in _LATER_FIELDS.items():
+        *parents, key = path
+        section = config
+        for parent in parents:
+            section = section.get(parent) or {}
+        if key in section and section[key] == default:
+            del section[key]
     digest.update(json.dumps(config, sort_keys=True, separators=(",", ":"), default=list).encode())
     for key, tensor in sorted(_canonical_tensors(codec).items()):
         data = tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype)

@@ -38,7 +38,7 @@ class StreamingEncoder:
     def push(self, chunk: torch.Tensor) -> torch.Tensor:
         self.codec._check_wav(chunk)
         self._batch = chunk.shape[0]
-        return self.codec.quantizer.encode(self.codec.encoder(chunk), self.n_q)
+        return self.codec.quantizer.encode(self.codec.encoder(self.codec.scale_input(chunk)), self.n_q)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -75,14 +75,16 @@ class StreamingDecoder:
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         self._batch = codes.shape[0]
-        return self.codec.decoder(self.codec.quantizer.decode(codes))
+        return self.codec.scale_output(self.codec.decoder(self.codec.quantizer.decode(codes)))
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
         """Audio still held back, [B, C, t] (t = 0 for causal SEANet decoders); closes the stream."""
         rest = self.codec.decoder.flush()
         self.close()
-        return rest if rest is not None else torch.zeros(self._batch, self.codec.channels, 0)
+        if rest is None:
+            return torch.zeros(self._batch, self.codec.channels, 0)
+        return self.codec.scale_output(rest)
 
     def close(self) -> None:
         self._stack.close()

@@ -87,3 +87,18 @@ def test_broken_model_directories(model_dir, tmp_path, case, message):
     with pytest.raises(ModelError, match=message) as info:
         load_model(target)
     assert str(target) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_later_config_fields_change_the_id_only_off_their_defaults(model_dir):
+    first = load_model(model_dir)
+    gained = Codec.from_pretrained(model_dir)
+    gained.config.input_gain = 20.0
+    assert model_id(gained) != model_id(first)
+    trained_otherwise = Codec.from_pretrained(model_dir)
+    trained_otherwise.config.quantizer.dead_code_ratio = 0.0
+    assert model_id(trained_otherwise) != model_id(first)
+    # at their defaults the fields added since ids exist are left out of the hash: older models keep ids
+    from funcodec_lite.model_dir import _LATER_FIELDS
+
+    assert _LATER_FIELDS[("input_gain",)] == type(first.config)().input_gain
+    assert _LATER_FIELDS[("quantizer", "dead_code_ratio")] == first.config.quantizer.dead_code_ratio

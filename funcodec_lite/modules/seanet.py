@@ -12,6 +12,8 @@ from funcodec_lite.modules.conv import StreamableConv1d, StreamableConvTranspose
 from funcodec_lite.modules.lstm import StreamableLSTM
 from funcodec_lite.modules.streaming import StreamingAdd, StreamingModule, StreamingSequential
 
+DECODER_HEADS = ("conv", "istft")
+
 
 @dataclass
 class SEANetConfig:
@@ -19,6 +21,12 @@ class SEANetConfig:
 
     ``ratios`` are the decoder's upsampling ratios; the encoder downsamples by them in reverse order.
     Their product is the hop length (samples per latent frame): [8, 5, 4, 2] → 320.
+
+    ``decoder_head`` picks the decoder: ``conv`` (transposed convolutions, EnCodec's layout and
+    weights) or ``istft`` (``ISTFTDecoder``: no upsampling layers; ``istft_blocks`` ConvNeXt blocks of
+    ``istft_width`` channels at the frame rate, then log-magnitude and phase for an inverse STFT of
+    ``istft_n_fft`` points with hop = ``hop_length``).  The iSTFT decoder is non-causal and uses plain
+    convolutions: ``lstm``, ``n_residual_layers``, ``norm`` and ``pad_mode`` shape the encoder only.
     """
 
     n_filters: int = 32
@@ -37,10 +45,38 @@ class SEANetConfig:
     true_skip: bool = False
     elu_alpha: float = 1.0
     final_activation: str | None = None  # e.g. "Tanh" on the decoder output
+    decoder_head: str = "conv"  # conv | istft
+    istft_blocks: int = 4
+    istft_width: int | None = None  # None: n_filters * 2 ** len(ratios), the conv decoder's widest layer
+    istft_n_fft: int | None = None  # None: 4 * hop_length
+
+    def __post_init__(self) -> None:
+        if self.decoder_head not in DECODER_HEADS:
+            raise ValueError(f"unknown decoder_head {self.decoder_head!r}; choose one of {DECODER_HEADS}")
+        if self.decoder_head == "istft":
+            if self.causal:
+                raise ValueError("decoder_head istft is non-causal only (its inverse STFT and ConvNeXt "
+                                 "blocks look ahead, so it cannot stream): use decoder_head conv with "
+                                 "causal: true")
+            if self.istft_blocks < 1 or self.istft_channels < 1:
+                raise ValueError("istft_blocks and istft_width must be >= 1")
+            n_fft, hop = self.istft_fft_size, self.hop_length
+            if n_fft <= hop or (n_fft - hop) % 2:
+                raise ValueError(f"istft_n_fft must exceed hop_length ({hop}) by an even number, got {n_fft}")
 
     @property
     def hop_length(self) -> int:
         return math.prod(self.ratios)
+
+    @property
+    def istft_channels(self) -> int:
+        """Channels of the iSTFT decoder's blocks."""
+        return self.n_filters * 2 ** len(self.ratios) if self.istft_width is None else self.istft_width
+
+    @property
+    def istft_fft_size(self) -> int:
+        """FFT size of the iSTFT decoder."""
+        return 4 * self.hop_length if self.istft_n_fft is None else self.istft_n_fft
 
 
 class SEANetResnetBlock(StreamingModule):
