@@ -1,8 +1,13 @@
-"""Tests for the speech corpus tool: espeak-ng synthesis, held-out voices, and indexing existing corpora."""
+"""Tests for the speech corpus tool: espeak-ng and festival synthesis, held-out voices, indexing corpora."""
 
+import dataclasses
+import hashlib
 import importlib.util
 import math
+import re
 import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,11 +24,28 @@ from funcodec_lite.data.corpus import (
     speaker_of,
     synthesize_corpus,
 )
+from funcodec_lite.data.festival import (
+    EXCLUDED_VOICES,
+    FESTIVAL_VOICES,
+    LANGUAGES,
+    FestivalUtterance,
+    available_festival_voices,
+    check_not_excluded,
+    choose_voices,
+    find_festival,
+    make_sentences_in,
+)
+from funcodec_lite.data.festival import synthesize as festival_synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 ESPEAK = find_espeak()
 NO_ESPEAK = "espeak-ng is not installed (apt-get install -y espeak-ng)"
 needs_espeak = pytest.mark.skipif(ESPEAK is None, reason=NO_ESPEAK)
+FESTIVAL = find_festival()
+NO_FESTIVAL = ("festival is not installed (apt-get install -y --no-install-recommends festival "
+               "festvox-kdlpc16k)")
+needs_festival = pytest.mark.skipif(FESTIVAL is None, reason=NO_FESTIVAL)
+VOICE = {v.name: v for v in FESTIVAL_VOICES}
 
 
 def _tool():
@@ -92,9 +114,9 @@ def test_data_dirs_validate_and_test_voices_are_unseen(corpus):
     texts = {k: v for d in data.values() for k, v in d.text.items()}
     assert texts == {p.utt_id: p.text for p in plan}
     synth = (out / "data/test/utt2synth").read_text().split()
-    test_item = next(p for p in plan if p.split == "test")
-    assert synth[:6] == [test_item.utt_id, test_item.voice.espeak_name, str(test_item.rate),
-                         str(test_item.pitch), str(test_item.amplitude), f"{test_item.peak_db:g}"]
+    item = next(p for p in plan if p.split == "test")
+    assert synth[:7] == [item.utt_id, "espeak-ng", item.voice.espeak_name, f"rate={item.rate}",
+                         f"pitch={item.pitch}", f"amplitude={item.amplitude}", f"peak_db={item.peak_db:g}"]
 
 
 @needs_espeak
@@ -112,6 +134,200 @@ def test_missing_espeak_is_one_clear_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "apt-get install -y espeak-ng" in err
     assert not (tmp_path / "out").exists()
+
+
+def _digest(plan) -> str:
+    fields = [(p.utt_id, p.split, p.voice.espeak_name, p.text, p.rate, p.pitch, p.amplitude, p.peak_db)
+              for p in plan]
+    return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
+
+
+def test_espeak_plans_are_unchanged_by_festival_support():
+    assert _digest(plan_corpus(400, 20, seed=5)) == "18410d304acbc7f4"  # the digest before festival existed
+
+
+def test_festival_sentences_are_seeded_and_in_each_voices_script():
+    assert {v.language for v in FESTIVAL_VOICES} == set(LANGUAGES) | {"en"}
+    scripts = {"ru": "[а-яё]", "hi": "[\u0900-\u097f]", "mr": "[\u0900-\u097f]", "te": "[\u0c00-\u0c7f]"}
+    for language in LANGUAGES:
+        sentences = make_sentences_in(language, 300, seed=1)
+        assert len(set(sentences)) == 300 and sentences == make_sentences_in(language, 300, seed=1)
+        assert len(set(sentences) & set(make_sentences_in(language, 300, seed=2))) < 30
+        words = [len(s.split()) for s in sentences]
+        assert 4 <= min(words) and max(words) <= 16 and all(s[-1] in ".?!।" for s in sentences)
+        pattern = scripts.get(language, "^[A-Za-z'.,?! \u00c0-\u017e-]+$")
+        assert all(re.search(pattern, s.lower()) for s in sentences), language
+        for voice in (v for v in FESTIVAL_VOICES if v.language == language):
+            assert all(s.encode(voice.encoding) for s in sentences)  # the voice's own encoding holds them
+    czech = " ".join(make_sentences_in("cs", 1000, seed=0))
+    assert not re.search(r"\b(Eva|Jana|Marie|Hana) (koupil|našel|viděl|opravil) ", czech)  # agreement
+    assert not re.search(r"\b(Jan|Petr|Pavel|Karel) (koupila|našla|viděla|opravila) ", czech)
+    assert re.search(r"\b(Eva|Jana|Marie|Lucie|Tereza|Petra|Hana|Klára) \w+la ", czech)
+    russian = " ".join(make_sentences_in("ru", 1000, seed=0))
+    assert not re.search(r"\b(Анна|Мария|Ольга) (купил|нашёл|увидел) ", russian)
+
+
+def test_plan_with_festival_keeps_speakers_apart_and_languages_trained():
+    plan = plan_corpus(600, 30, seed=0, festival_voices=FESTIVAL_VOICES)
+    assert plan == plan_corpus(600, 30, seed=0, festival_voices=FESTIVAL_VOICES)
+    split_of = {}
+    for item in plan:
+        assert split_of.setdefault(item.voice.speaker, item.split) == item.split  # never across splits
+    per_speaker = Counter(p.voice.speaker for p in plan)
+    assert len(per_speaker) == 30 + 12 and max(per_speaker.values()) - min(per_speaker.values()) <= 1
+    festival = [p for p in plan if isinstance(p, FestivalUtterance)]
+    held = {s: sp for s, sp in split_of.items() if s.startswith("fest_")}
+    assert sorted(held.values()) == ["dev"] + ["test"] + ["train"] * 10
+    assert held["fest_ked"] == held["fest_nsk"] == held["fest_nsh"] == held["fest_ona"] == "train"
+    assert {p.voice.language for p in festival if p.split == "train"} == set(LANGUAGES) | {"en"}
+    assert {p.voice.name for p in festival if p.voice.speaker == "fest_nsk"} == {
+        "hindi_NSK_diphone", "marathi_NSK_diphone", "telugu_NSK_diphone"}
+    assert all(re.search("[а-я]", p.text.lower()) for p in festival if p.voice.language == "ru")
+    assert len({p.text for p in plan}) == 600
+    assert all(0.85 <= p.stretch <= 1.2 and -12 <= p.peak_db <= -1 for p in festival)
+    assert all(p.stretch == 1.0 for p in festival if p.voice.engine == "clunits")
+    assert len({p.stretch for p in festival}) > 10
+    choices = set()
+    for seed in range(8):
+        split = {p.voice.speaker: p.split for p in plan_corpus(60, 0, seed, festival_voices=FESTIVAL_VOICES)}
+        held_out = tuple(sorted((sp, s) for s, sp in split.items() if sp != "train"))
+        assert {s for _, s in held_out} <= {f"fest_{p}" for p in "lp pc dita krb machac ph lj mv".split()}
+        languages = {sp: {v.language for v in FESTIVAL_VOICES if v.speaker == s} for sp, s in held_out}
+        assert languages["dev"] != languages["test"]  # held-out languages differ where they can
+        choices.add(held_out)
+    assert len(choices) > 2
+    three = [VOICE["ked_diphone"], VOICE["upc_ca_ona_hts"], VOICE["msu_ru_nsh_clunits"]]
+    with pytest.raises(ValueError, match="cannot hold out 1 dev and 1 test festival speakers"):
+        plan_corpus(30, 0, seed=0, festival_voices=three)
+
+
+def _fake_festival(folder: Path, voices: str) -> Path:
+    """A `festival` on PATH whose voice.list is `voices`."""
+    script = folder / "festival"
+    script.write_text(f"#!/bin/sh\necho '({voices})'\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_held_out_festival_speakers_are_refused(tmp_path):
+    for name in EXCLUDED_VOICES + ("kal_diphone", "cmu_us_slt_arctic_hts", "cmu_us_kal16_diphone"):
+        with pytest.raises(ValueError, match="held out"):
+            check_not_excluded(name)
+        with pytest.raises(ValueError, match="held out"):
+            choose_voices([name], list(FESTIVAL_VOICES))
+    assert not [v for v in FESTIVAL_VOICES if v.person in ("kal", "slt") or re.search("kal|slt", v.name)]
+    kal = dataclasses.replace(VOICE["ked_diphone"], name="kal_diphone", person="kal")
+    with pytest.raises(ValueError, match="held out"):
+        festival_synthesize(kal, "Hello.", tmp_path / "kal.wav", 16000, festival=str(tmp_path / "none"))
+    festival = _fake_festival(tmp_path, "kal_diphone cmu_us_slt_arctic_hts ked_diphone")
+    assert available_festival_voices(str(festival)) == [VOICE["ked_diphone"]]
+    with pytest.raises(ValueError, match=r"^festival voice czech_ph is not installed \(apt-get install -y "
+                       r"festvox-czech-ph\)$"):
+        choose_voices(["czech_ph"], [VOICE["ked_diphone"]])
+    with pytest.raises(ValueError, match="unknown festival voice nobody"):
+        choose_voices(["nobody"], [VOICE["ked_diphone"]])
+
+
+def test_missing_festival_or_voice_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    tool = _tool()
+    args = ["--out", str(tmp_path / "out"), "--num-utts", "4", "--festival-only"]
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "apt-get install -y --no-install-recommends festival festvox-kdlpc16k" in err
+    _fake_festival(tmp_path, "ked_diphone")
+    for voices, message in (("czech_ph", "festival voice czech_ph is not installed (apt-get install -y "
+                             "festvox-czech-ph)"), ("kal_diphone", "refused")):
+        assert tool.main(args + ["--festival-voices", voices]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def _wrapping_festival(folder: Path, loudness: float) -> Path:
+    """A `festival` writing a 200 Hz tone of `loudness` x the residual gain, wrapped to int16 as LPC does."""
+    script = folder / "festival"
+    script.write_text(f"""#!{sys.executable}
+import re, sys
+import numpy as np, soundfile as sf
+text = sys.stdin.buffer.read()
+open({str(folder / 'stdin')!r}, 'ab').write(text)
+gain = float(re.search(rb"[(][*] ([0-9.]+) [(]if [(]item.feat.present", text).group(1))
+path = re.search(rb'utt.save.wave fcl_utt "(.*)" .riff', text).group(1).decode()
+tone = {loudness} * gain * np.sin(2 * np.pi * 200 * np.arange(8000) / 16000)
+sf.write(path, ((np.round(tone * 32768) + 32768) % 65536 - 32768).astype(np.int16), 16000)
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_festival_overflow_is_retried_quieter_or_refused(tmp_path):
+    voice = VOICE["czech_ph"]
+    festival = str(_wrapping_festival(tmp_path, loudness=2.4))  # wraps at gain 0.5, clean at 0.25
+    wav = festival_synthesize(voice, "Starý rybář šel.", tmp_path / "a.wav", 16000, 1.1, -6.0, festival)
+    sent = (tmp_path / "stdin").read_bytes()
+    assert sent.count(b"(voice_czech_ph)") == 2 and "Starý rybář".encode("iso-8859-2") in sent
+    assert b"(* 1.1 (if d d 1.0))" in sent  # the duration stretch
+    assert (wav[:, 1:] - wav[:, :-1]).abs().max() < 0.1  # the clean tone, not the wrapped one
+    assert 20 * math.log10(wav.abs().max().item()) == pytest.approx(-6.0, abs=0.01)
+    festival = str(_wrapping_festival(tmp_path, loudness=40.0))  # wraps at every gain
+    with pytest.raises(RuntimeError, match="overflowed its int16 output"):
+        festival_synthesize(voice, "Starý rybář.", tmp_path / "b.wav", 16000, festival=festival)
+    assert not (tmp_path / "b.wav").exists() and not list(tmp_path.glob(".*.wav"))
+
+
+def _installed(*names: str) -> list:
+    have = [v.name for v in available_festival_voices(FESTIVAL)] if FESTIVAL else []
+    if any(name not in have for name in names):
+        pytest.skip(f"festival voices {', '.join(names)} are not all installed")
+    return [VOICE[name] for name in names]
+
+
+@needs_festival
+def test_festival_speech_is_speech_like(tmp_path):
+    (ked,) = _installed("ked_diphone")
+    text = "The little boat sailed across the quiet river."
+    plan = [FestivalUtterance("fest_ked-000000", "train", ked, text, 0.9, -3.0),
+            FestivalUtterance("fest_ked-000001", "train", ked, text, 1.2, -6.0)]
+    hours = synthesize_corpus(tmp_path, plan, sample_rate=16000, jobs=2, espeak=None, festival=FESTIVAL)
+    seconds = []
+    for item in plan:
+        wav, sr = load_audio(tmp_path / "wavs/fest_ked" / f"{item.utt_id}.wav")
+        assert sr == 16000 and wav.shape[0] == 1
+        seconds.append(wav.shape[-1] / sr)
+        assert 1.0 < seconds[-1] < 8.0
+        assert item.peak_db - 26 < rms_db(wav) < item.peak_db - 10  # a speech-like crest factor
+        assert 20 * math.log10(wav.abs().max().item()) == pytest.approx(item.peak_db, abs=0.1)
+        frames = wav[0, : wav.shape[-1] // 320 * 320].reshape(-1, 320).square().mean(1)  # 20 ms frames
+        levels = 10 * frames.clamp_min(1e-10).log10()
+        assert levels.quantile(0.9) - levels.quantile(0.2) > 20  # syllables and pauses, not a drone
+        spectrum = torch.fft.rfft(wav[0]).abs().square()
+        assert spectrum[: len(spectrum) // 2].sum() > 0.9 * spectrum.sum()  # most energy below 4 kHz
+    assert 1.2 < seconds[1] / seconds[0] < 1.45  # the duration stretch applies (1.2 / 0.9 = 1.33)
+    assert sum(hours.values()) == pytest.approx(sum(seconds) / 3600)
+    assert validate_data_dir(tmp_path / "data/train") == []
+    assert (tmp_path / "data/train/utt2synth").read_text().splitlines()[0] == (
+        "fest_ked-000000 festival ked_diphone language=en stretch=0.9 peak_db=-3")
+    festival_synthesize(ked, text, tmp_path / "again.wav", 16000, 0.9, -3.0, FESTIVAL)
+    first = tmp_path / "wavs/fest_ked/fest_ked-000000.wav"
+    assert (tmp_path / "again.wav").read_bytes() == first.read_bytes()  # festival is deterministic
+
+
+@needs_festival
+def test_festival_only_corpus_from_the_tool(tmp_path, capsys):
+    _installed("lp_diphone", "pc_diphone", "czech_dita", "czech_krb")
+    args = ["--out", str(tmp_path), "--num-utts", "4", "--festival-only", "--seed", "1", "--jobs", "2",
+            "--festival-voices", "lp_diphone,pc_diphone,czech_dita,czech_krb"]
+    assert _tool().main(args) == 0
+    data = {s: read_data_dir(tmp_path / "data" / s) for s in ("train", "dev", "test")}
+    assert [len(d.speakers()) for d in data.values()] == [2, 1, 1]
+    assert all(validate_data_dir(tmp_path / "data" / s) == [] for s in data)
+    synth = {s: (tmp_path / "data" / s / "utt2synth").read_text().splitlines() for s in data}
+    assert {line.split()[3] for line in synth["train"]} == {"language=it", "language=cs"}  # held-out ones too
+    out = capsys.readouterr().out.splitlines()
+    for split, d in data.items():  # the summary names each split's speakers
+        assert [line for line in out if f"/data/{split}:" in line][0].endswith(" ".join(d.speakers()))
 
 
 def _tone(seconds: float = 0.2, sr: int = 16000) -> torch.Tensor:

@@ -2,7 +2,7 @@
 # Creates (or updates) the virtual environment at .venv in the repository root and installs
 # funcodec_lite into it in editable mode.  `--test` also installs the test extras (pytest, ruff and the
 # reference implementations the tests compare against: encodec, vector-quantize-pytorch) and the
-# Debian package espeak-ng (speech synthesis for the corpus tests).
+# Debian packages espeak-ng, festival and festvox-kdlpc16k (speech synthesis for the corpus tests).
 #
 # torchaudio is installed here rather than through setup.cfg: its wheels pin one exact torch version,
 # and the torch build this project runs on (2.13 CPU) is newer than the newest torchaudio release.  We
@@ -43,12 +43,20 @@ fi
 .venv/bin/python -c "import torchaudio.transforms, torchaudio.functional" \
   || { log "torchaudio transforms unusable"; exit 1; }
 if [ "$want_test" = 1 ]; then
-  # The speech-corpus tests synthesise speech with espeak-ng (a Debian package); they skip without it.
+  # The speech-corpus tests synthesise speech with espeak-ng and festival (Debian packages; they skip
+  # without them). Festival gets only its one small voice, and no recommends: festival recommends
+  # festvox-kallpc16k, whose speaker (kal) is held out of our corpora.
   if ! command -v espeak-ng >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     log "installing espeak-ng"
     { apt-get install -y -q espeak-ng >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }; } \
       || log "could not install espeak-ng: speech-corpus tests will be skipped"
+  fi
+  if ! dpkg -s festival festvox-kdlpc16k >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    log "installing festival festvox-kdlpc16k"
+    fest() { apt-get install -y -q --no-install-recommends festival festvox-kdlpc16k >/dev/null 2>&1; }
+    { fest || { apt-get update -q >/dev/null 2>&1 && fest; }; } \
+      || log "could not install festival: its speech-corpus tests will be skipped"
   fi
   quiet_pip -e ".[test]"
 else

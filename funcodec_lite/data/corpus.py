@@ -1,4 +1,4 @@
-"""Speech corpora as Kaldi data dirs: espeak-ng speech of generated sentences, or an existing audio tree."""
+"""Speech corpora as Kaldi data dirs: espeak-ng or festival speech of generated sentences, or audio trees."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import random
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from funcodec_lite.audio.io import load_audio, save_audio
 from funcodec_lite.audio.levels import peak_normalize
+from funcodec_lite.data.festival import FestivalUtterance, FestivalVoice, make_sentences_in, split_speakers
+from funcodec_lite.data.festival import synthesize as festival_synthesize
 from funcodec_lite.data.kaldi import Utterance, write_data_dir
 
 SPLITS = ("train", "dev", "test")
@@ -136,6 +138,12 @@ class PlannedUtterance:
     amplitude: int
     peak_db: float
 
+    @property
+    def synth(self) -> str:
+        """The utt2synth fields after the utterance id."""
+        return (f"espeak-ng {self.voice.espeak_name} rate={self.rate} pitch={self.pitch} "
+                f"amplitude={self.amplitude} peak_db={self.peak_db:g}")
+
 
 def split_counts(total: int, dev: int | None, test: int | None) -> tuple[int, int, int]:
     """(train, dev, test) speaker counts; dev and test default to 10% of `total`, at least 1 each."""
@@ -173,30 +181,60 @@ def _assign_voices(accents: list[str], variants: list[str], counts: tuple[int, i
 
 def plan_corpus(num_utts: int, num_voices: int, seed: int, dev_speakers: int | None = None,
                 test_speakers: int | None = None, variants: list[str] | None = None,
-                accents: list[str] | None = None) -> list[PlannedUtterance]:
-    """Sentences, voices, rates, pitches and amplitudes of a synthetic corpus; a pure function of its args.
+                accents: list[str] | None = None, festival_voices: Sequence[FestivalVoice] = (),
+                festival_dev: int | None = None, festival_test: int | None = None,
+                ) -> list[PlannedUtterance | FestivalUtterance]:
+    """Sentences, voices and voice settings of a synthetic corpus; a pure function of its args.
 
-    Utterances go round-robin over the voices, so each speaker has about num_utts / num_voices of them.
+    Utterances go round-robin over all speakers (espeak-ng voices, then festival speakers), so each has
+    about num_utts / speakers of them. A festival speaker with several voices (one recording, several
+    languages) speaks them in turn; every voice speaks sentences of its own language.
 
     Args:
         num_utts: number of utterances (all sentences distinct).
-        num_voices: number of speakers (voices), split into train/dev/test by `split_counts`.
+        num_voices: number of espeak-ng voices (speakers), split into train/dev/test by `split_counts`;
+            0 for festival voices only.
         seed: seed of every random choice.
-        dev_speakers, test_speakers: held-out speaker counts (default 10% of the voices, at least 1).
+        dev_speakers, test_speakers: held-out espeak-ng voices (default 10% of them, at least 1).
         variants, accents: the espeak-ng variants and accent voices to use (default: all listed above).
+        festival_voices: festival voices to add; their speakers are split by `festival.split_speakers`.
+        festival_dev, festival_test: held-out festival speakers (default 10% of them, at least 1).
     """
-    if num_utts < num_voices:
-        raise ValueError(f"--num-utts ({num_utts}) must be at least the number of voices ({num_voices})")
+    festival_speakers = sorted({v.speaker for v in festival_voices})
+    if num_utts < num_voices + len(festival_speakers):
+        raise ValueError(f"--num-utts ({num_utts}) must be at least the number of voices "
+                         f"({num_voices + len(festival_speakers)})")
     rng = random.Random(seed)
-    counts = split_counts(num_voices, dev_speakers, test_speakers)
-    by_split = _assign_voices(sorted(accents or ACCENTS.values()), list(variants or VARIANTS), counts, rng)
-    voices = [(split, voice) for split in SPLITS for voice in by_split[split]]
-    plan = []
-    for index, text in enumerate(make_sentences(num_utts, seed)):
-        split, voice = voices[index % len(voices)]
-        plan.append(PlannedUtterance(f"{voice.speaker}-{index:06d}", split, voice, text,
-                                     rate=rng.randint(135, 205), pitch=rng.randint(20, 80),
-                                     amplitude=rng.randint(40, 60), peak_db=rng.randint(-12, -1)))
+    speakers: list[tuple[str, Voice | list[FestivalVoice]]] = []
+    if num_voices or not festival_voices:
+        counts = split_counts(num_voices, dev_speakers, test_speakers)
+        by_split = _assign_voices(sorted(accents or ACCENTS.values()), list(variants or VARIANTS), counts,
+                                  rng)
+        speakers += [(split, voice) for split in SPLITS for voice in by_split[split]]
+    if festival_voices:
+        split_of = split_speakers(list(festival_voices),
+                                  split_counts(len(festival_speakers), festival_dev, festival_test), seed)
+        speakers += [(split, [v for v in festival_voices if v.speaker == s])
+                     for split in SPLITS for s in festival_speakers if split_of[s] == split]
+    voices = []
+    for index in range(num_utts):
+        split, who = speakers[index % len(speakers)]
+        voices.append((split, who if isinstance(who, Voice) else who[index // len(speakers) % len(who)]))
+    languages = ["en" if isinstance(v, Voice) else v.language for _, v in voices]
+    texts = {lang: iter(make_sentences(languages.count(lang), seed) if lang == "en"
+                        else make_sentences_in(lang, languages.count(lang), seed)) for lang in set(languages)}
+    festival_rng = random.Random(f"festival-plan-{seed}")
+    plan: list[PlannedUtterance | FestivalUtterance] = []
+    for index, ((split, voice), lang) in enumerate(zip(voices, languages)):
+        utt_id, text = f"{voice.speaker}-{index:06d}", next(texts[lang])
+        if isinstance(voice, Voice):
+            plan.append(PlannedUtterance(utt_id, split, voice, text, rate=rng.randint(135, 205),
+                                         pitch=rng.randint(20, 80), amplitude=rng.randint(40, 60),
+                                         peak_db=rng.randint(-12, -1)))
+        else:
+            stretch = round(festival_rng.uniform(0.85, 1.2), 2)
+            stretch = 1.0 if voice.engine == "clunits" else stretch  # drawn anyway: the same draws for all
+            plan.append(FestivalUtterance(utt_id, split, voice, text, stretch, festival_rng.randint(-12, -1)))
     return plan
 
 
@@ -212,7 +250,13 @@ def available_voices(espeak: str) -> tuple[list[str], list[str]]:
     return ([a for a in ACCENTS.values() if a in languages], [v for v in VARIANTS if v in files])
 
 
-def _synthesize(item: PlannedUtterance, path: Path, sample_rate: int, espeak: str) -> float:
+def _synthesize(item: PlannedUtterance | FestivalUtterance, path: Path, sample_rate: int,
+                espeak: str | None, festival: str | None) -> float:
+    if isinstance(item, FestivalUtterance):
+        wav = festival_synthesize(item.voice, item.text, path, sample_rate, item.stretch, item.peak_db,
+                                  festival or "festival")
+        return wav.shape[-1] / sample_rate
+    espeak = espeak or "espeak-ng"
     tmp = path.with_name(f".{path.stem}.espeak.wav")
     command = [espeak, "-v", item.voice.espeak_name, "-s", str(item.rate), "-p", str(item.pitch),
                "-a", str(item.amplitude), "-w", str(tmp), item.text]
@@ -227,23 +271,25 @@ def _synthesize(item: PlannedUtterance, path: Path, sample_rate: int, espeak: st
     return wav.shape[-1] / sample_rate
 
 
-def synthesize_corpus(out: str | os.PathLike, plan: list[PlannedUtterance], sample_rate: int = 16000,
-                      jobs: int = 1, espeak: str = "espeak-ng",
-                      progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+def synthesize_corpus(out: str | os.PathLike, plan: Sequence[PlannedUtterance | FestivalUtterance],
+                      sample_rate: int = 16000, jobs: int = 1, espeak: str | None = "espeak-ng",
+                      progress: Callable[[int, int], None] | None = None,
+                      festival: str | None = "festival") -> dict[str, float]:
     """Synthesizes a plan into `out/wavs/<speaker>/<utt>.wav` and writes `out/data/{train,dev,test}`.
 
-    Each data dir has wav.scp (absolute paths), utt2spk and spk2utt (speaker = voice), text, and utt2synth
-    (each utterance's espeak-ng voice, rate, pitch and amplitude, and the peak level in dBFS it was scaled
-    to). The audio depends only on the plan,
-    so the corpus is the same for any `jobs`.
+    Each data dir has wav.scp (absolute paths), utt2spk and spk2utt, text, and utt2synth: per utterance its
+    engine and voice and their settings, 'espeak-ng VOICE rate=R pitch=P amplitude=A peak_db=D' or
+    'festival VOICE language=L stretch=S peak_db=D' (D: the peak level in dBFS the audio was scaled to).
+    The audio depends only on the plan, so the corpus is the same for any `jobs`.
 
     Args:
         out: output directory.
         plan: from `plan_corpus`.
         sample_rate: rate of the written wavs (espeak-ng speaks at 22050 Hz; resampled with `resample`).
-        jobs: parallel espeak-ng processes.
+        jobs: parallel synthesis processes (espeak-ng, festival).
         espeak: the espeak-ng executable.
         progress: called with (done, total) after each utterance.
+        festival: the festival executable, for `FestivalUtterance` items.
 
     Returns:
         dict[str, float]: hours of audio per split.
@@ -253,7 +299,7 @@ def synthesize_corpus(out: str | os.PathLike, plan: list[PlannedUtterance], samp
     for path in {p.parent for p in paths}:
         path.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_synthesize, item, path, sample_rate, espeak)
+        futures = [pool.submit(_synthesize, item, path, sample_rate, espeak, festival)
                    for item, path in zip(plan, paths)]
         seconds = []
         for done, future in enumerate(futures, start=1):
@@ -266,8 +312,7 @@ def synthesize_corpus(out: str | os.PathLike, plan: list[PlannedUtterance], samp
         directory = out / "data" / split
         write_data_dir(directory, [Utterance(i.utt_id, p, i.voice.speaker) for i, p, _ in chosen],
                        {i.utt_id: i.text for i, _, _ in chosen})
-        lines = sorted(f"{i.utt_id} {i.voice.espeak_name} {i.rate} {i.pitch} {i.amplitude} {i.peak_db:g}"
-                       for i, _, _ in chosen)
+        lines = sorted(f"{i.utt_id} {i.synth}" for i, _, _ in chosen)
         (directory / "utt2synth").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         hours[split] = sum(s for _, _, s in chosen) / 3600
     return hours
