@@ -10,7 +10,8 @@ from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig
 from funcodec_lite.quantization.distributed import all_reduce_sum_, gather_rows, global_rows, is_distributed
 
 BASE = dict(
-    dim=8, n_q=3, codebook_size=32, kmeans_iters=8, threshold_ema_dead_code=2.0, quantizer_dropout=True
+    dim=8, n_q=3, codebook_size=32, kmeans_iters=8, threshold_ema_dead_code=0.0, dead_code_ratio=0.5,
+    revival_grace=2, quantizer_dropout=True,
 )
 CONFIGS = {
     "per_batch": RVQConfig(**BASE, dropout_choices=[1, 2, 3]),
