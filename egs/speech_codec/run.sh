@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Speech codec recipe (Kaldi style): data → train → tokenize the test set → decode and evaluate.
 #   ./run.sh [--stage N] [--stop-stage M] [--config conf/tiny_time.yaml] [--corpus DIR] [--max-steps N]
-#            [--set key=value ...] [--num-utts N] [--num-voices N] [--nj N] [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.cli"]
-# Stage 0: data dirs under data/ (synthetic espeak-ng speech by default, --corpus DIR for real audio).
+#            [--set key=value ...] [--num-utts N] [--num-voices N] [--festival] [--nj N] [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.cli"]
+# Stage 0: data dirs under data/ (synthetic espeak-ng speech by default; --festival adds Festival's
+#          recorded voices; --corpus DIR indexes real audio instead).
 # Stage 1: training into exp/<config name>/ (checkpoints, model/, tensorboard/, log/train.log).
 # Stage 2: tokens of the test set in exp/<config name>/tokens/test/.
 # Stage 3: PESQ / STOI / mel distance / SI-SNR per n_q in exp/<config name>/results.md.
@@ -17,6 +18,7 @@ corpus=
 max_steps=
 num_utts=2000
 num_voices=40
+festival=()
 nj=2
 launch=
 n_q="1 2 4 8 16 32"
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
     --max-steps) max_steps=$2; shift 2 ;;
     --num-utts) num_utts=$2; shift 2 ;;
     --num-voices) num_voices=$2; shift 2 ;;
+    --festival) festival=(--festival); shift ;;
     --nj) nj=$2; shift 2 ;;
     --launch) launch=$2; shift 2 ;;
     --n-q) n_q=$2; shift 2 ;;
@@ -47,7 +50,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     local/data_prep.sh "$corpus" . 2>&1 | tee exp/data_prep.log
   else
     python "$FUNCODEC_ROOT/tools/make_speech_corpus.py" --out . --num-utts "$num_utts" --num-voices "$num_voices" \
-      --jobs "$nj" \
+      "${festival[@]}" --jobs "$nj" \
       2>&1 | tee exp/make_speech_corpus.log
   fi
 fi
