@@ -149,7 +149,7 @@ def table(curves: dict[str, list[dict]], n_qs: list[int]) -> str:
 
 def curve_table(curves: dict[str, list[dict]], n_q: int) -> str:
     """Markdown: every validation of every variant at ``n_q`` (the learning curves as numbers)."""
-    lines = [f"| variant | step | CPU-min | PESQ | STOI | mel distance (n_q={n_q}) |", "|---|" * 6]
+    lines = [f"| variant | step | CPU-min | PESQ | STOI | mel distance (n_q={n_q}) |", "|" + "---|" * 6]
     for label, records in curves.items():
         for r in records:
             if f"nq{n_q}/pesq" in r:
