@@ -1,0 +1,48 @@
+"""The shipped default model against its card (docs/models.md), on speech of voices it never saw."""
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from funcodec_lite.audio import load_audio
+from funcodec_lite.metrics import average_scores, score_pair
+from funcodec_lite.model_dir import load_model
+
+SENTENCES = ["The quiet river carried seven paper boats past the old mill.",
+             "Please bring the blue umbrella to the station before noon."]
+VOICES = ["en-gb+f5", "en-us+klatt2"]  # speakers gb_f5 and us_klatt2 of the card's test split
+CARD_PESQ_4KBPS, CARD_STOI_4KBPS = 1.529, 0.870  # docs/models.md, n_q = 8, 154 test utterances
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed")
+    root = tmp_path_factory.mktemp("speech")
+    clips = []
+    for i, (voice, text) in enumerate((v, t) for v in VOICES for t in SENTENCES):
+        path = root / f"{i}.wav"
+        subprocess.run([espeak, "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+        wav, _ = load_audio(path, sample_rate=16000, channels=1)
+        clips.append(wav / wav.abs().max() * 0.5)
+    return clips
+
+
+def test_default_model_matches_its_card_on_unseen_voices(speech):
+    codec = load_model("default")
+    scores = {}
+    with torch.no_grad():
+        for n_q in (1, 8):
+            pairs = []
+            for wav in speech:
+                decoded = codec.decode(codec.encode(wav[None], n_q=n_q), length=wav.shape[-1])[0]
+                pairs.append(score_pair(wav, decoded.clamp(-1, 1), 16000))
+            scores[n_q] = average_scores(pairs)
+    # the card's figures on its 154 test utterances, less a margin for 4 clips of other sentences
+    assert scores[8].stoi > CARD_STOI_4KBPS - 0.05, scores
+    assert scores[8].pesq > CARD_PESQ_4KBPS - 0.25, scores
+    # more codebooks, better audio
+    assert scores[8].stoi > scores[1].stoi and scores[8].mel_distance < scores[1].mel_distance, scores
