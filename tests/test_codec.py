@@ -207,18 +207,10 @@ def test_a_few_steps_of_training_lower_the_loss():
     torch.manual_seed(0)
     config = _tiny()
     config.model.n_filters, config.model.lstm = 8, 0
-    codec = Codec(config).train()
-    t = torch.arange(2000) / 8000
-    wav = (0.5 * torch.sin(2 * torch.pi * 220 * t) * torch.ones(2, 1, 1))
-    optimizer = torch.optim.Adam(codec.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(120):  # the loss sits near 0.32 for ~50 steps before the codes take hold
-        out = codec(wav, n_q=4)
-        loss = (out.wav - wav).abs().mean() + out.commit_loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append((out.wav - wav).abs().mean().item())
+    from tiny_models import overfit_losses
+
+    # the loss sits near 0.32 for ~50 steps before the codes take hold
+    losses = overfit_losses(Codec(config).train(), steps=120, lr=1e-2)
     assert losses[-1] < 0.25 * losses[0], losses[::10]
 
 

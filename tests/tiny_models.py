@@ -59,3 +59,19 @@ def speechlike(seconds: float, sample_rate: int, channels: int = 1, seed: int = 
     voiced = sum(torch.sin(k * phase) / k for k in range(1, 6)) * 0.3
     noise = 0.02 * torch.randn(channels, t.numel(), generator=generator)
     return (voiced * torch.linspace(1.0, 0.5, channels)[:, None] + noise).clamp(-0.6, 0.6)
+
+
+def overfit_losses(codec: Codec, steps: int, lr: float) -> list[float]:
+    """Per-step L1 errors while ``codec`` trains (Adam, L1 + commitment) on one tone batch [2, 1, 2000]."""
+    t = torch.arange(2000) / 8000
+    wav = 0.5 * torch.sin(2 * torch.pi * 220 * t) * torch.ones(2, 1, 1)
+    optimizer = torch.optim.Adam(codec.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        out = codec(wav, n_q=4)
+        loss = (out.wav - wav).abs().mean() + out.commit_loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append((out.wav - wav).abs().mean().item())
+    return losses
