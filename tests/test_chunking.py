@@ -8,8 +8,8 @@ import torchaudio.functional as AF
 from tiny_models import make_codec, speechlike, tiny_config, tiny_freq_config
 
 from funcodec_lite.audio.blocks import BlockResampler, read_blocks
-from funcodec_lite.chunking import ChunkConfig, decode_chunked, encode_chunked, frames_for_length
-from funcodec_lite.filecoding import encode_file
+from funcodec_lite.inference.chunking import ChunkConfig, decode_chunked, encode_chunked, frames_for_length
+from funcodec_lite.inference.filecoding import encode_file
 from funcodec_lite.metrics import si_snr
 
 CHUNK = ChunkConfig(chunk_seconds=0.25, context_seconds=0.05)  # 1000 / 4000 = 250 frames, 13 of context

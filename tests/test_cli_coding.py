@@ -11,8 +11,8 @@ import torch
 from tiny_models import save_codec, tiny_config
 
 from funcodec_lite.cli import main
-from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE, Codec
-from funcodec_lite.tokens import TokenFile, load_tokens, save_tokens
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
+from funcodec_lite.inference.tokens import TokenFile, load_tokens, save_tokens
 
 SECONDS = 0.3
 # name: (sample rate, channels, subtype, signal kind)

@@ -11,9 +11,9 @@ import soundfile as sf
 from tiny_models import save_codec, speechlike, tiny_config
 
 from funcodec_lite.cli import main
-from funcodec_lite.filecoding import encode_file
-from funcodec_lite.model_dir import load_model
-from funcodec_lite.tokens import load_tokens
+from funcodec_lite.codec.loading import load_model
+from funcodec_lite.inference.filecoding import encode_file
+from funcodec_lite.inference.tokens import load_tokens
 
 
 @pytest.fixture(scope="module")

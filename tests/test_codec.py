@@ -8,9 +8,9 @@ import yaml
 from tiny_models import make_codec, speechlike, tiny_config
 
 from funcodec_lite import Codec, CodecConfig, ConfigError, list_presets
-from funcodec_lite.chunking import ChunkConfig, decode_chunked, encode_chunked
-from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE
-from funcodec_lite.stream import StreamingDecoder, StreamingEncoder
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE
+from funcodec_lite.inference.chunking import ChunkConfig, decode_chunked, encode_chunked
+from funcodec_lite.inference.stream import StreamingDecoder, StreamingEncoder
 
 
 def _tiny(arch: str = "seanet", **overrides) -> CodecConfig:

@@ -16,9 +16,9 @@ from torch import nn
 from torch.nn.utils import weight_norm
 
 from funcodec_lite.cli import main
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.convert.funcodec import funcodec_to_codec
-from funcodec_lite.tokens import load_tokens
+from funcodec_lite.inference.tokens import load_tokens
 
 
 # ------------------------------------------------------------------------------------------------

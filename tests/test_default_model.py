@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from funcodec_lite.audio import load_audio
+from funcodec_lite.codec.loading import load_model
 from funcodec_lite.metrics import average_scores, score_pair
-from funcodec_lite.model_dir import load_model
 
 SENTENCES = ["The quiet river carried seven paper boats past the old mill.",
              "Please bring the blue umbrella to the station before noon."]

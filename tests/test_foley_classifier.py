@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from funcodec_lite.audio.spectral import MelSpectrogram, STFTConfig
-from funcodec_lite.data.toy_foley import CLASSES, SAMPLE_RATE, synthesize_clip
 from funcodec_lite.foley.classifier import (
     ClassifierConfig,
     FoleyClassifier,
@@ -14,6 +13,7 @@ from funcodec_lite.foley.classifier import (
     embed_features,
     train_classifier,
 )
+from funcodec_lite.foley.toy_data import CLASSES, SAMPLE_RATE, synthesize_clip
 
 SMALL = ClassifierConfig(channels=(8, 16, 32, 64), embed_dim=64, epochs=12, batch_size=8, lr=2e-3)
 

@@ -13,7 +13,7 @@ from funcodec_lite.modules.freq_blocks import group_count
 from funcodec_lite.modules.freqcodec import FreqCodecConfig, FreqDecoder, FreqEncoder
 from funcodec_lite.utils.profile import count_parameters
 
-PRESETS = Path(__file__).resolve().parents[1] / "funcodec_lite" / "presets"
+PRESETS = Path(__file__).resolve().parents[1] / "funcodec_lite" / "codec" / "presets"
 
 
 def small_config(**overrides) -> FreqCodecConfig:

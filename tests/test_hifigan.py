@@ -10,7 +10,8 @@ from torch.nn.utils import parametrize
 from torch.nn.utils import weight_norm as old_weight_norm
 
 from funcodec_lite.discriminators import DiscriminatorConfig, MPDConfig, MSDConfig
-from funcodec_lite.foley.hifigan import (
+from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
+from funcodec_lite.vocoders.hifigan import (
     PRESETS,
     HiFiGANConfig,
     HiFiGANGenerator,
@@ -20,14 +21,13 @@ from funcodec_lite.foley.hifigan import (
     load_official_generator,
     official_key_map,
 )
-from funcodec_lite.foley.hifigan_loss import (
+from funcodec_lite.vocoders.hifigan_loss import (
     HiFiGANLossConfig,
     build_discriminator,
     build_loss_mel,
     hifigan_discriminator_loss,
     hifigan_generator_loss,
 )
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 
 SMALL_LOSS = HiFiGANLossConfig(
     discriminator=DiscriminatorConfig(

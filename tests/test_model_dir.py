@@ -4,8 +4,7 @@ import pytest
 import torch
 from tiny_models import make_codec, save_codec, tiny_config
 
-from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE, Codec
-from funcodec_lite.model_dir import (
+from funcodec_lite.codec.loading import (
     DEFAULT_MODEL_ENV,
     ModelError,
     default_model_dir,
@@ -13,6 +12,7 @@ from funcodec_lite.model_dir import (
     model_id,
     resolve_model_dir,
 )
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_model_id_is_stable_and_sensitive(model_dir, tmp_path):
 def test_default_model_resolution(model_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
     shipped = default_model_dir()
-    assert shipped.parts[-3:] == ("funcodec_lite", "pretrained", "default")
+    assert shipped.parts[-4:] == ("funcodec_lite", "codec", "pretrained", "default")
     monkeypatch.setenv(DEFAULT_MODEL_ENV, str(model_dir))
     assert resolve_model_dir(None) == resolve_model_dir("default") == model_dir
     monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "nowhere"))
@@ -98,7 +98,7 @@ def test_later_config_fields_change_the_id_only_off_their_defaults(model_dir):
     trained_otherwise.config.quantizer.dead_code_ratio = 0.0
     assert model_id(trained_otherwise) != model_id(first)
     # at their defaults the fields added since ids exist are left out of the hash: older models keep ids
-    from funcodec_lite.model_dir import _LATER_FIELDS
+    from funcodec_lite.codec.loading import _LATER_FIELDS
 
     assert _LATER_FIELDS[("input_gain",)] == type(first.config)().input_gain
     assert _LATER_FIELDS[("quantizer", "dead_code_ratio")] == first.config.quantizer.dead_code_ratio

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from funcodec_lite.priors import (
+from funcodec_lite.lm import (
     PixelSNAIL,
     PixelSNAILConfig,
     incremental_logits,
     sample_incremental,
     sample_naive,
 )
-from funcodec_lite.priors.pixelsnail import PixelBlock
+from funcodec_lite.lm.pixelsnail import PixelBlock
 
 H, W, CODES = 6, 10, 16
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from funcodec_lite import Codec, CodecConfig
+from funcodec_lite.inference.stream import StreamingDecoder, StreamingEncoder
 from funcodec_lite.modules.conv import StreamableConv1d, StreamableConvTranspose1d
-from funcodec_lite.stream import StreamingDecoder, StreamingEncoder
 
 
 def _small_causal(lstm: int = 1, pad_mode: str = "reflect") -> Codec:

@@ -6,7 +6,7 @@ import torchaudio.functional as AF
 from tiny_models import make_codec, save_codec, speechlike, tiny_config
 
 from funcodec_lite import Codec, Tokenizer
-from funcodec_lite.model_dir import DEFAULT_MODEL_ENV, ModelError
+from funcodec_lite.codec.loading import DEFAULT_MODEL_ENV, ModelError
 
 
 @pytest.fixture(scope="module", params=["noncausal_groupnorm_lstm", "causal"])

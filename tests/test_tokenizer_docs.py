@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from tiny_models import save_codec, tiny_config
 
-from funcodec_lite.model_dir import DEFAULT_MODEL_ENV
+from funcodec_lite.codec.loading import DEFAULT_MODEL_ENV
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "tokenizer.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)

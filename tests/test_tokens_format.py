@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from funcodec_lite.tokens import (
+from funcodec_lite.inference.tokens import (
     FORMAT_VERSION,
     TokenFile,
     TokenFileError,

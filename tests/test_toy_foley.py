@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from funcodec_lite.audio.spectral import MelSpectrogram, STFTConfig
-from funcodec_lite.data.toy_foley import (
+from funcodec_lite.foley.toy_data import (
     CLASSES,
     NUM_SAMPLES,
     SAMPLE_RATE,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from funcodec_lite import Codec
 
-PACKAGE_DEFAULT = Path(__file__).resolve().parents[1] / "funcodec_lite" / "pretrained" / "default"
+PACKAGE_DEFAULT = Path(__file__).resolve().parents[1] / "funcodec_lite" / "codec" / "pretrained" / "default"
 MAX_BYTES = 10 * 1024 * 1024
 
 

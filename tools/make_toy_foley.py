@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from funcodec_lite.data.toy_foley import CLASSES, SPLIT_DIRS, ToyFoleyConfig, make_toy_foley
+from funcodec_lite.foley.toy_data import CLASSES, SPLIT_DIRS, ToyFoleyConfig, make_toy_foley
 
 PROG = "make_toy_foley"
 

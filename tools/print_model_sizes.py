@@ -12,7 +12,7 @@ import yaml
 from funcodec_lite.modules.freqcodec import FreqCodecConfig, FreqDecoder, FreqEncoder
 from funcodec_lite.utils.profile import count_parameters, flops_per_second, profile_table
 
-PRESETS = Path(__file__).resolve().parents[1] / "funcodec_lite" / "presets"
+PRESETS = Path(__file__).resolve().parents[1] / "funcodec_lite" / "codec" / "presets"
 # FunCodec paper Table 4 / README figures: (params, GFLOPs).
 FUNCODEC = {
     "freqcodec_16k": ("16.21M (M3)", "6.47"),

@@ -15,7 +15,7 @@ from funcodec_lite.cli.common import (
     load_from_args,
     run_jobs,
 )
-from funcodec_lite.filecoding import decode_file, encode_file
+from funcodec_lite.inference.filecoding import decode_file, encode_file
 
 
 def cmd_encode(args: argparse.Namespace) -> int:

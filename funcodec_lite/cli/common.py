@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from funcodec_lite.chunking import ChunkConfig
-from funcodec_lite.codec import Codec
-from funcodec_lite.model_dir import DTYPES, load_model
+from funcodec_lite.codec.loading import DTYPES, load_model
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.chunking import ChunkConfig
 
 
 class UsageError(ValueError):
@@ -83,7 +83,7 @@ def collect_jobs(src: str | None, dest: str | None, scp: str | None, out_dir: st
     Returns:
         (jobs, single): ``single`` when one file was named (errors end the command at once).
     """
-    from funcodec_lite.dataset_tokens import read_scp
+    from funcodec_lite.jobs.tokenize import read_scp
 
     if scp is not None:
         if src is not None or dest is not None or out_dir is None:

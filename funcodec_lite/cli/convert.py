@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE, Codec
-from funcodec_lite.model_dir import model_id
+from funcodec_lite.codec.loading import model_id
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
 
 
 def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from funcodec_lite.evaluate import collect_pairs, pairs_summary, pairs_table, score_files
+from funcodec_lite.jobs.evaluate import collect_pairs, pairs_summary, pairs_table, score_files
 from funcodec_lite.utils.atomic import atomic_path
 
 

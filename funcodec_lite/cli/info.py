@@ -7,9 +7,9 @@ import json
 import math
 from pathlib import Path
 
-from funcodec_lite.codec import Codec
-from funcodec_lite.model_dir import DEFAULT_MODEL, load_model, model_id, resolve_model_dir
-from funcodec_lite.tokens import load_tokens
+from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, resolve_model_dir
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.utils.profile import count_parameters
 
 

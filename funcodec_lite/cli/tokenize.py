@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from funcodec_lite.cli.common import UsageError, add_chunk_args, add_model_args, chunk_config, load_from_args
-from funcodec_lite.dataset_tokens import Shard, tokenize_scp
+from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from funcodec_lite.config import list_presets
+from funcodec_lite.codec.config import list_presets
 
 
 def _demo_signal(sample_rate: int, seconds: float, channels: int, seed: int = 0) -> torch.Tensor:

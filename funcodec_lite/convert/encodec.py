@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import torch
 
-from funcodec_lite.codec import Codec
-from funcodec_lite.config import CodecConfig
+from funcodec_lite.codec.config import CodecConfig
+from funcodec_lite.codec.model import Codec
 
 SUPPORTED_PRESETS = ("encodec_24khz",)
 

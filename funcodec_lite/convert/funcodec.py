@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from funcodec_lite.codec import Codec
-from funcodec_lite.config import CodecConfig
+from funcodec_lite.codec.config import CodecConfig
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.convert.encodec import encodec_key_to_ours
 
 # FunCodec's constructor defaults (funcodec/models/encoder/seanet_encoder.py, decoder/seanet_decoder.py,

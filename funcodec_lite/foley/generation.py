@@ -16,12 +16,12 @@ from funcodec_lite.foley.classifier import FoleyClassifier, accuracy, embed_feat
 from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
 from funcodec_lite.foley.mel import FoleyMel, fit_length
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
-from funcodec_lite.foley.vocoder_training import load_vocoder
 from funcodec_lite.foley.vqvae import MelVQVAE
+from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig, sample_incremental
 from funcodec_lite.metrics.fad import embed_wav_files, fad_matrix, load_vggish_weights
-from funcodec_lite.priors import PixelSNAIL, PixelSNAILConfig, sample_incremental
 from funcodec_lite.utils.atomic import atomic_path
-from funcodec_lite.utils.pretrained import load_model_dir, save_model_dir
+from funcodec_lite.utils.weights import load_model_dir, save_model_dir
+from funcodec_lite.vocoders.hifigan_training import load_vocoder
 
 # DCASE 2023 Task 7 dev-set class folders -> the folder names the challenge's evaluator expects
 CHALLENGE_FOLDERS = {

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from funcodec_lite.audio.io import load_audio
-from funcodec_lite.config import ConfigError
 from funcodec_lite.data.kaldi import DataDirError
 from funcodec_lite.foley.data import (
     FoleyDataError,
@@ -31,10 +30,11 @@ from funcodec_lite.foley.data import (
 from funcodec_lite.foley.mel import FoleyMel, fit_length
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.training import extract_code_maps, prior_nll, train_prior, train_vqvae, vqvae_error
-from funcodec_lite.foley.vocoder_training import train_vocoder
 from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.profile import count_parameters
+from funcodec_lite.vocoders.hifigan_training import train_vocoder
 
 SPLITS = ("train", "valid", "eval")
 
@@ -139,8 +139,8 @@ def stage_prior(args: argparse.Namespace) -> None:
 
 def stage_vocoder(args: argparse.Namespace) -> None:
     """5: train HiFi-GAN on the training clips (or import an official generator checkpoint)."""
-    from funcodec_lite.foley.hifigan import HiFiGANConfig, load_official_generator
-    from funcodec_lite.utils.pretrained import save_model_dir
+    from funcodec_lite.utils.weights import save_model_dir
+    from funcodec_lite.vocoders.hifigan import HiFiGANConfig, load_official_generator
 
     config = FoleyRunConfig.from_yaml(args.config)
     if args.official_checkpoint:

@@ -8,15 +8,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from funcodec_lite.config import ConfigError, _build, load_yaml
 from funcodec_lite.foley.classifier import ClassifierConfig
-from funcodec_lite.foley.hifigan import PRESETS as VOCODER_PRESETS
-from funcodec_lite.foley.hifigan import HiFiGANConfig
-from funcodec_lite.foley.hifigan_loss import HiFiGANLossConfig
 from funcodec_lite.foley.training import LoopConfig
-from funcodec_lite.foley.vocoder_training import VocoderLoopConfig
 from funcodec_lite.foley.vqvae import MelVQVAEConfig
-from funcodec_lite.priors import PixelSNAILConfig
+from funcodec_lite.lm import PixelSNAILConfig
+from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
+from funcodec_lite.vocoders.hifigan import PRESETS as VOCODER_PRESETS
+from funcodec_lite.vocoders.hifigan import HiFiGANConfig
+from funcodec_lite.vocoders.hifigan_loss import HiFiGANLossConfig
+from funcodec_lite.vocoders.hifigan_training import VocoderLoopConfig
 
 
 @dataclass
@@ -65,7 +65,7 @@ class FoleyRunConfig:
                 prior_train=LoopConfig.from_dict(data.get("prior_train", {})),
                 vocoder=data.get("vocoder", "v1"),
                 vocoder_train=VocoderLoopConfig.from_dict(data.get("vocoder_train", {})),
-                vocoder_loss=_build(HiFiGANLossConfig, data.get("vocoder_loss", {}), "vocoder_loss"),
+                vocoder_loss=build_dataclass(HiFiGANLossConfig, data.get("vocoder_loss", {}), "vocoder_loss"),
                 classifier=ClassifierConfig(**_tuples(data.get("classifier", {}))),
                 generate=GenerateConfig(**data.get("generate", {})),
             )

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
-from funcodec_lite.priors import PixelSNAIL, PixelSNAILConfig
-from funcodec_lite.utils.pretrained import save_model_dir
+from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig
+from funcodec_lite.utils.weights import save_model_dir
 
 
 @dataclass

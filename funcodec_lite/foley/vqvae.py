@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from funcodec_lite.foley.vqvae_layers import MelDecoder, MultiBranchEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig
-from funcodec_lite.utils.pretrained import load_model_dir, save_model_dir
+from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 
 QUANTIZERS = ("vq", "rvq")
 COMMITMENTS = ("final", "per_layer")

@@ -6,9 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from funcodec_lite.config import CodecConfig, ConfigError, _build, load_yaml
+from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.discriminators import DiscriminatorConfig
 from funcodec_lite.losses import LossWeights
+from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 
 
 @dataclass
@@ -98,7 +99,7 @@ class TrainConfig:
             codec_config = CodecConfig.from_yaml(codec)  # a preset name or a path
         else:
             codec_config = CodecConfig.from_dict(codec or {})
-        config = _build(cls, data, "")
+        config = build_dataclass(cls, data, "")
         config.codec = codec_config
         return config
 

@@ -16,7 +16,7 @@ from accelerate.utils import DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.discriminators import MultiDiscriminator
 from funcodec_lite.losses import CodecLoss

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from funcodec_lite.audio import save_audio
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset
 from funcodec_lite.metrics import average_scores, save_spectrogram_png, score_pair
 from funcodec_lite.train.config import TrainConfig

@@ -27,9 +27,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from funcodec_lite.chunking import ChunkConfig, decode_chunked, encode_chunked
+from funcodec_lite.codec.loading import load_model, model_id, resolve_model_dir
+from funcodec_lite.inference.chunking import ChunkConfig, decode_chunked, encode_chunked
 from funcodec_lite.metrics import si_snr
-from funcodec_lite.model_dir import load_model, model_id, resolve_model_dir
 
 # Runs one command in a fresh process and reports the seconds spent in `main` (start-up excluded).
 RUNNER = ("import json, sys, time\n"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from timing import interleaved_samples  # tools/bench/timing.py (scripts run from this folder)
 
-from funcodec_lite.priors import PixelSNAIL, PixelSNAILConfig, sample_incremental, sample_naive
+from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig, sample_incremental, sample_naive
 
 CONFIGS: dict[str, dict[str, object]] = {
     "tiny": dict(channel=32, res_channel=32, n_block=2, n_res_block=2, n_head=2, class_dim=32),

@@ -1,12 +1,12 @@
 """Recipe stage 2: encode every utterance of a data directory with a trained model (resumable).
 
-Writes one token file per utterance (format: docs/formats.md, read back with funcodec_lite.tokens).
+Writes one token file per utterance (format: docs/formats.md, read back with funcodec_lite.inference.tokens).
 """
 
 import argparse
 
-from funcodec_lite.evaluate import tokenize_dir
-from funcodec_lite.model_dir import load_model, model_id
+from funcodec_lite.codec.loading import load_model, model_id
+from funcodec_lite.jobs.evaluate import tokenize_dir
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", required=True, help="model directory (config.yaml + model.safetensors)")

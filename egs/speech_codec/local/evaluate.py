@@ -1,13 +1,13 @@
 """Recipe stage 3: decode the tokens at several n_q, score against the references, write results.md.
 
-Token files are read and checked by funcodec_lite.tokens (a file made by another model is an error).
+Token files are read and checked by funcodec_lite.inference.tokens (a file made by another model is an error).
 """
 
 import argparse
 from pathlib import Path
 
-from funcodec_lite.evaluate import evaluate_tokens, results_table
-from funcodec_lite.model_dir import load_model
+from funcodec_lite.codec.loading import load_model
+from funcodec_lite.jobs.evaluate import evaluate_tokens, results_table
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", required=True)

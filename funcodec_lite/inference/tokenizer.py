@@ -10,15 +10,15 @@ from typing import NamedTuple
 import torch
 
 from funcodec_lite.audio.io import resample
-from funcodec_lite.chunking import (
+from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, resolve_dtype
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.chunking import (
     ChunkConfig,
     check_codable,
     decode_chunked,
     encode_chunked,
     frames_for_length,
 )
-from funcodec_lite.codec import Codec
-from funcodec_lite.model_dir import DEFAULT_MODEL, load_model, model_id, resolve_dtype
 
 Lengths = torch.Tensor | Sequence[int] | None
 
@@ -53,7 +53,7 @@ class Tokenizer:
     Args:
         codec: a ``Codec`` without semantic augmentation (put in eval mode).
         num_codebooks: codebooks ``encode`` returns (default all).
-        chunk: chunk sizes for long items (see ``funcodec_lite.chunking``).
+        chunk: chunk sizes for long items (see ``funcodec_lite.inference.chunking``).
 
     Batches are exact: an item's codes do not depend on what else is in the batch or on padding.
     ``encode`` groups items of equal length and runs one forward pass per group, so a padded batch

@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 import torch
 
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.model import Codec
 
 
 def _check_streamable(codec: Codec) -> None:

@@ -12,14 +12,15 @@ from safetensors.torch import load_file
 from torch import nn
 
 from funcodec_lite.audio.transforms import build_transform
-from funcodec_lite.config import CodecConfig, ConfigError
+from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.modules.conv import fold_weight_norm
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
 from funcodec_lite.utils.atomic import atomic_path
-from funcodec_lite.utils.pretrained import save_weights
+from funcodec_lite.utils.config import ConfigError
+from funcodec_lite.utils.weights import save_weights
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"

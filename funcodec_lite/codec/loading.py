@@ -13,8 +13,8 @@ import yaml
 from safetensors import SafetensorError
 from torch.nn.utils import parametrize
 
-from funcodec_lite.codec import CONFIG_FILE, WEIGHTS_FILE, Codec
-from funcodec_lite.config import ConfigError
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
+from funcodec_lite.utils.config import ConfigError
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ENV = "FUNCODEC_LITE_DEFAULT_MODEL"
@@ -28,11 +28,11 @@ class ModelError(ValueError):
 
 def default_model_dir() -> Path:
     """Where the default model lives: ``$FUNCODEC_LITE_DEFAULT_MODEL`` if set, else the copy shipped in
-    the package (``funcodec_lite/pretrained/default/``)."""
+    the package (``funcodec_lite/codec/pretrained/default/``)."""
     override = os.environ.get(DEFAULT_MODEL_ENV)
     if override:
         return Path(override)
-    return Path(str(resources.files("funcodec_lite").joinpath("pretrained", DEFAULT_MODEL)))
+    return Path(str(resources.files("funcodec_lite.codec").joinpath("pretrained", DEFAULT_MODEL)))
 
 
 def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 from .pixelsnail import PixelSNAIL, PixelSNAILConfig, PriorLoss
 from .pixelsnail_layers import StepCache
-from .sampling import incremental_logits, sample_incremental, sample_naive
+from .pixelsnail_sampling import incremental_logits, sample_incremental, sample_naive
 
 __all__ = [
     "PixelSNAIL",

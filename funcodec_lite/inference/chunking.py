@@ -1,6 +1,6 @@
 """Encoding and decoding of signals of any length in chunks, with memory bounded by the chunk size.
 
-Causal models stream (``funcodec_lite.stream``): the codes and audio equal whole-signal results.
+Causal models stream (``funcodec_lite.inference.stream``): the codes and audio equal whole-signal results.
 Non-causal models use overlapping windows aligned to code frames: each window is a chunk of
 ``chunk_seconds`` plus ``context_seconds`` of real signal on each side (clipped at the signal's ends),
 is encoded (or decoded) alone, and only its central frames (samples) are kept.  Frames whose receptive
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from funcodec_lite.codec import Codec
-from funcodec_lite.stream import StreamingEncoder
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.stream import StreamingEncoder
 
 
 @dataclass

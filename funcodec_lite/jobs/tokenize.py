@@ -22,12 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from funcodec_lite.audio.io import AudioError, load_audio, resample
-from funcodec_lite.chunking import ChunkConfig
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.loading import model_id
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.data.kaldi import DataDirError
-from funcodec_lite.filecoding import encode_resampled
-from funcodec_lite.model_dir import model_id
-from funcodec_lite.tokens import read_model_id, save_tokens
+from funcodec_lite.inference.chunking import ChunkConfig
+from funcodec_lite.inference.filecoding import encode_resampled
+from funcodec_lite.inference.tokens import read_model_id, save_tokens
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ import torch
 
 from funcodec_lite.audio.blocks import AudioWriter, BlockResampler, audio_info, read_blocks
 from funcodec_lite.audio.io import resample
-from funcodec_lite.chunking import (
+from funcodec_lite.codec.loading import model_id
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.chunking import (
     ChunkConfig,
     ChunkedEncoder,
     check_codable,
@@ -19,9 +21,7 @@ from funcodec_lite.chunking import (
     encode_chunked,
     frames_for_length,
 )
-from funcodec_lite.codec import Codec
-from funcodec_lite.model_dir import model_id
-from funcodec_lite.tokens import TokenFile, TokenFileError, load_tokens, save_tokens
+from funcodec_lite.inference.tokens import TokenFile, TokenFileError, load_tokens, save_tokens
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ import torch
 from accelerate import Accelerator
 from tqdm import tqdm
 
-from funcodec_lite.foley.hifigan import HiFiGANConfig, HiFiGANGenerator
-from funcodec_lite.foley.hifigan_loss import (
+from funcodec_lite.foley.training import endless_batches, loop_config_from_dict
+from funcodec_lite.utils.weights import save_model_dir
+from funcodec_lite.vocoders.hifigan import HiFiGANConfig, HiFiGANGenerator
+from funcodec_lite.vocoders.hifigan_loss import (
     HiFiGANLossConfig,
     build_discriminator,
     build_loss_mel,
     hifigan_discriminator_loss,
     hifigan_generator_loss,
 )
-from funcodec_lite.foley.training import endless_batches, loop_config_from_dict
-from funcodec_lite.utils.pretrained import save_model_dir
 
 
 @dataclass
@@ -136,7 +136,7 @@ def train_vocoder(config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor,
 
 def load_vocoder(directory: str | Path, map_location: str | torch.device = "cpu") -> HiFiGANGenerator:
     """A generator saved by `train_vocoder`, weight norm folded, in eval mode."""
-    from funcodec_lite.utils.pretrained import load_model_dir
+    from funcodec_lite.utils.weights import load_model_dir
 
     state, config = load_model_dir(directory, map_location)
     model = HiFiGANGenerator(HiFiGANConfig(**config))

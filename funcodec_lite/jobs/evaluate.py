@@ -13,12 +13,12 @@ from tqdm import tqdm
 from funcodec_lite.audio.blocks import AUDIO_EXTENSIONS
 from funcodec_lite.audio.io import load_audio, resample
 from funcodec_lite.audio.spectral import mel_distance
-from funcodec_lite.codec import Codec
+from funcodec_lite.codec.loading import model_id
+from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
-from funcodec_lite.filecoding import check_tokens, model_length
+from funcodec_lite.inference.filecoding import check_tokens, model_length
+from funcodec_lite.inference.tokens import TokenFile, load_tokens, read_model_id, save_tokens
 from funcodec_lite.metrics import QualityScores, average_scores, score_pair, si_snr
-from funcodec_lite.model_dir import model_id
-from funcodec_lite.tokens import TokenFile, load_tokens, read_model_id, save_tokens
 
 
 def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
@@ -30,7 +30,7 @@ def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> A
 def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: int | None = None,
                  max_seconds: float | None = None) -> int:
     """Encodes every utterance of a data directory to ``out_dir/<utt>.npz`` (the token format of
-    ``funcodec_lite.tokens``, one stream at the model's rate and channel count).
+    ``funcodec_lite.inference.tokens``, one stream at the model's rate and channel count).
 
     Files already written by this model are skipped, so an interrupted run resumes; files of another
     model (e.g. an earlier checkpoint of a run that has since trained on) are rewritten. Returns the number
@@ -131,7 +131,7 @@ def collect_pairs(ref: str | Path, hyp: str | Path) -> list[tuple[str, Path | No
     Returns:
         ``(name, ref path or None, hyp path or None)`` for every name on either side, sorted.
     """
-    from funcodec_lite.dataset_tokens import read_scp
+    from funcodec_lite.jobs.tokenize import read_scp
 
     ref, hyp = Path(ref), Path(hyp)
     for path in (ref, hyp):

@@ -135,7 +135,7 @@ class PixelSNAIL(nn.Module):
     two coordinate maps as background), 1 x 1 output blocks and a 1 x 1 convolution to the logits.
 
     ``forward`` computes every position at once; ``start``/``step``/``feed`` compute one position at a
-    time from cached activations (see ``funcodec_lite.priors.sampling``).
+    time from cached activations (see ``funcodec_lite.lm.pixelsnail_sampling``).
     """
 
     def __init__(self, config: PixelSNAILConfig) -> None:

@@ -1,0 +1,1 @@
+"""Dataset-level work: tokenizing and evaluating whole data directories."""

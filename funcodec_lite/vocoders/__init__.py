@@ -1,0 +1,1 @@
+"""Mel-spectrogram to waveform vocoders (HiFi-GAN)."""
