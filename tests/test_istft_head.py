@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from funcodec_lite import Codec, CodecConfig, ConfigError
-from funcodec_lite.utils.config import load_yaml
 from funcodec_lite.modules.istft_head import LOG_MAG_MAX, InverseSTFT, ISTFTDecoder
+from funcodec_lite.utils.config import load_yaml
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "egs" / "speech_codec" / "conf"
 
