@@ -1,11 +1,17 @@
-"""`codec convert`: EnCodec checkpoints give EnCodec's codes; FunCodec checkpoints land tensor by tensor.
+"""`codec convert`: EnCodec checkpoints give EnCodec's codes; FunCodec checkpoints compute what FunCodec does.
 
-FunCodec is not installed here, so the FunCodec tests build checkpoints with its public key layout:
-the module tree below restates the names of FunCodec's SEANet (``SConv1d.conv.conv`` under old-style
+FunCodec is not installed here, so the FunCodec tests build checkpoints with its public key layout: the
+module tree below writes down the names of FunCodec's SEANet (``SConv1d.conv.conv`` under old-style
 weight norm, ``SConvTranspose1d.convtr.convtr``, ``SEANetResnetBlock.block/shortcut``, ``SLSTM.lstm``)
 and of its distributed RVQ (``quantizer.rq.model.{embed, embed_avg, cluster_size, inited}`` stacked
-over layers), with random weights.
+over layers), with random weights. The converted codec is then checked against an independent statement
+of FunCodec's forward pass (``funcodec/models/{encoder/seanet_encoder,decoder/seanet_decoder}.py`` and
+``funcodec/modules/normed_modules/{conv,lstm}.py``) that reads the raw checkpoint tensors by their
+FunCodec names and shares no code with funcodec_lite, so a tensor that lands in the wrong place, or a
+padding, norm or skip that differs from FunCodec's, changes the numbers.
 """
+
+import math
 
 import numpy as np
 import pytest
@@ -13,6 +19,7 @@ import soundfile as sf
 import torch
 import yaml
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils import weight_norm
 
 from funcodec_lite.cli import main
@@ -86,7 +93,8 @@ def funcodec_checkpoint(conf: dict, n_q: int = 4, bins: int = 16, ddp: bool = Tr
             value.add_(0.05 * torch.randn_like(value))  # not the default init: every tensor distinct
     dim = conf["dimension"]
     embed = torch.randn(n_q, bins, dim) * torch.logspace(0, -1, n_q)[:, None, None]
-    buffers = {"embed": embed, "embed_avg": embed.clone(), "cluster_size": torch.rand(n_q, bins) + 1,
+    cluster_size = torch.rand(n_q, bins) + 1
+    buffers = {"embed": embed, "embed_avg": embed * cluster_size[..., None], "cluster_size": cluster_size,
                "inited": torch.ones(n_q, 1)}
     if ddp:
         state.update({f"quantizer.rq.model.{k}": v for k, v in buffers.items()})
@@ -114,6 +122,103 @@ def funcodec_yaml(conf: dict, n_q: int = 4, bins: int = 16) -> dict:
             "discriminator": "multiple_disc", "optim": "adam", "optim_conf": {"lr": 0.0003}}
 
 
+# ------------------------------------------------------------------------------------------------
+# FunCodec's forward pass, stated directly on the raw checkpoint tensors (ELU alpha 1, reflect padding)
+def _fc_weight(state: dict, prefix: str) -> torch.Tensor:
+    """A conv weight; old-style weight norm (dim 0) is g * v / |v| with the norm over all but dim 0."""
+    if f"{prefix}.weight_g" in state:
+        g, v = state[f"{prefix}.weight_g"], state[f"{prefix}.weight_v"]
+        return g * v / v.flatten(1).norm(dim=1).reshape(-1, *[1] * (v.dim() - 1))
+    return state[f"{prefix}.weight"]
+
+
+def _fc_norm(state: dict, prefix: str, y: torch.Tensor, conf: dict) -> torch.Tensor:
+    if conf["norm"] != "time_group_norm":
+        return y
+    return F.group_norm(y, 1, state[f"{prefix}.norm.weight"], state[f"{prefix}.norm.bias"], eps=1e-5)
+
+
+def _fc_conv(state: dict, name: str, x: torch.Tensor, conf: dict, stride: int = 1,
+             dilation: int = 1) -> torch.Tensor:
+    """SConv1d: pad (k - 1) d - (s - 1) (all left when causal, else the larger half left) plus the
+    extra right padding that makes the last window full, then the conv and its norm."""
+    weight, bias = _fc_weight(state, f"{name}.conv.conv"), state[f"{name}.conv.conv.bias"]
+    k, length = weight.shape[-1], x.shape[-1]
+    total = (k - 1) * dilation - (stride - 1)
+    extra = (math.ceil((length - k + total) / stride + 1) - 1) * stride + (k - total) - length
+    left = total if conf["causal"] else total - total // 2
+    x = F.pad(x, (left, total - left + extra), mode="reflect")
+    return _fc_norm(state, f"{name}.conv", F.conv1d(x, weight, bias, stride, dilation=dilation), conf)
+
+
+def _fc_conv_transpose(state: dict, name: str, x: torch.Tensor, conf: dict, stride: int) -> torch.Tensor:
+    """SConvTranspose1d: transposed conv and norm, then k - s samples trimmed (all right when causal)."""
+    weight, bias = _fc_weight(state, f"{name}.convtr.convtr"), state[f"{name}.convtr.convtr.bias"]
+    y = _fc_norm(state, f"{name}.convtr", F.conv_transpose1d(x, weight, bias, stride), conf)
+    total = weight.shape[-1] - stride
+    right = total if conf["causal"] else total // 2
+    return y[..., total - right : y.shape[-1] - right]
+
+
+def _fc_resblock(state: dict, name: str, x: torch.Tensor, conf: dict, dilation: int) -> torch.Tensor:
+    y = _fc_conv(state, f"{name}.block.1", F.elu(x), conf, dilation=dilation)
+    y = _fc_conv(state, f"{name}.block.3", F.elu(y), conf)
+    return _fc_conv(state, f"{name}.shortcut", x, conf) + y
+
+
+def _fc_lstm(state: dict, name: str, x: torch.Tensor, layers: int) -> torch.Tensor:
+    """SLSTM: unidirectional LSTM over time (gates i, f, g, o), plus the input (res_seq)."""
+    sequence = x.permute(2, 0, 1)  # [T, B, C]
+    out = sequence
+    for layer in range(layers):
+        w_ih, w_hh = state[f"{name}.lstm.weight_ih_l{layer}"], state[f"{name}.lstm.weight_hh_l{layer}"]
+        bias = state[f"{name}.lstm.bias_ih_l{layer}"] + state[f"{name}.lstm.bias_hh_l{layer}"]
+        h = c = torch.zeros_like(out[0])
+        steps = []
+        for frame in out:
+            i, f, g, o = (frame @ w_ih.T + h @ w_hh.T + bias).chunk(4, dim=-1)
+            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+            h = o.sigmoid() * c.tanh()
+            steps.append(h)
+        out = torch.stack(steps)
+    return (out + sequence).permute(1, 2, 0)
+
+
+def funcodec_encode_latent(state: dict, conf: dict, wav: torch.Tensor) -> torch.Tensor:
+    """SEANetEncoder.model on [B, 1, T]: latent [B, D, N] (before FunCodec's permute to [B, N, D])."""
+    x, i = _fc_conv(state, "encoder.model.0", wav, conf), 1
+    for ratio in reversed(conf["ratios"]):
+        for j in range(conf["n_residual_layers"]):
+            x, i = _fc_resblock(state, f"encoder.model.{i}", x, conf, 2**j), i + 1
+        x, i = _fc_conv(state, f"encoder.model.{i + 1}", F.elu(x), conf, stride=ratio), i + 2
+    if conf["seq_model"] == "lstm":
+        x, i = _fc_lstm(state, f"encoder.model.{i}", x, conf["seq_layer_num"]), i + 1
+    return _fc_conv(state, f"encoder.model.{i + 1}", F.elu(x), conf)
+
+
+def funcodec_decode_latent(state: dict, conf: dict, latent: torch.Tensor) -> torch.Tensor:
+    """SEANetDecoder.model on a latent [B, D, N]: waveform [B, 1, N * hop]."""
+    x, i = _fc_conv(state, "decoder.model.0", latent, conf), 1
+    if conf["seq_model"] == "lstm":
+        x, i = _fc_lstm(state, f"decoder.model.{i}", x, conf["seq_layer_num"]), i + 1
+    for ratio in conf["ratios"]:
+        x, i = _fc_conv_transpose(state, f"decoder.model.{i + 1}", F.elu(x), conf, ratio), i + 2
+        for j in range(conf["n_residual_layers"]):
+            x, i = _fc_resblock(state, f"decoder.model.{i}", x, conf, 2**j), i + 1
+    return _fc_conv(state, f"decoder.model.{i + 1}", F.elu(x), conf)
+
+
+def _codebook_pieces(state: dict, n_q: int) -> dict[str, torch.Tensor]:
+    """The quantizer buffers of either layout, one entry per (layer, buffer)."""
+    pieces = {}
+    for name in ("embed", "embed_avg", "cluster_size", "inited"):
+        stacked = state.get(f"quantizer.rq.model.{name}")
+        for i in range(n_q):
+            key = f"quantizer.rq.model.layers.{i}._codebook.{name}"
+            pieces[key] = stacked[i] if stacked is not None else state[key]
+    return pieces
+
+
 TIME = {"n_filters": 4, "ratios": [4, 2], "dimension": 8, "n_residual_layers": 1, "norm": "time_group_norm",
         "causal": False, "seq_model": "lstm", "seq_layer_num": 1}
 SOUNDSTREAM = {**TIME, "norm": "weight_norm", "causal": True, "n_residual_layers": 3, "seq_model": "none",
@@ -121,40 +226,46 @@ SOUNDSTREAM = {**TIME, "norm": "weight_norm", "causal": True, "n_residual_layers
 
 
 @pytest.mark.parametrize("conf,ddp", [(TIME, True), (SOUNDSTREAM, True), (TIME, False)])
-def test_funcodec_tensors_land_where_they_belong(conf, ddp):
-    decoder_conf = {k: v for k, v in conf.items() if k != "decoder_conf"}
-    state = funcodec_checkpoint(decoder_conf, ddp=ddp)
+def test_funcodec_checkpoint_computes_what_funcodec_computes(conf, ddp):
+    state = funcodec_checkpoint(conf, ddp=ddp)
     converted = funcodec_to_codec(state, funcodec_yaml(conf))
     codec, ours = converted.codec, converted.codec.state_dict()
     assert converted.audio_normalize is True
     assert codec.config.model.causal == conf["causal"]
     assert codec.config.model.lstm == (1 if conf["seq_model"] == "lstm" else 0)
     assert codec.config.quantizer.dropout_choices == [1, 2, 4] and codec.frame_rate == 2000.0
-    pairs = [("encoder.model.0.conv.conv.weight", "encoder.layers.0.conv.weight"),
-             ("encoder.model.1.block.1.conv.conv.bias", "encoder.layers.1.block.layers.1.conv.bias"),
-             ("decoder.model.0.conv.conv.bias", "decoder.layers.0.conv.bias")]
-    if conf["norm"] == "weight_norm":
-        norm = "encoder.layers.0.conv.parametrizations.weight"
-        pairs = [("encoder.model.0.conv.conv.weight_g", f"{norm}.original0"),
-                 ("encoder.model.0.conv.conv.weight_v", f"{norm}.original1")]
-    else:
-        pairs += [("encoder.model.0.conv.norm.weight", "encoder.layers.0.norm.weight"),
-                  ("decoder.model.3.convtr.norm.bias", "decoder.layers.3.norm.bias"),
-                  ("encoder.model.7.lstm.weight_hh_l0", "encoder.layers.7.lstm.weight_hh_l0")]
-    for theirs, mine in pairs:
-        assert torch.equal(state[theirs], ours[mine]), (theirs, mine)
-    embed = state["quantizer.rq.model.embed"] if ddp else torch.stack(
-        [state[f"quantizer.rq.model.layers.{i}._codebook.embed"] for i in range(4)])
-    for i in range(4):
-        assert torch.equal(ours[f"quantizer.layers.{i}.embed"], embed[i])
+    # every generator tensor of the checkpoint lands in exactly one of our tensors, unchanged, and every
+    # one of ours but the dropout step counter comes from the checkpoint (inited flags are all 1.0)
+    theirs = {k: v for k, v in state.items() if k.startswith(("encoder.", "decoder."))}
+    theirs |= _codebook_pieces(state, 4)
+    holders = {k: [m for m, w in ours.items() if w.shape == v.shape and torch.equal(w, v)]
+               for k, v in theirs.items() if not k.endswith(".inited")}
+    assert all(len(found) == 1 for found in holders.values()), holders
+    filled = {found[0] for found in holders.values()}
+    assert set(ours) - filled == {"quantizer.step"} | {f"quantizer.layers.{i}.inited" for i in range(4)}
+    assert all(ours[f"quantizer.layers.{i}.inited"].item() == 1.0 for i in range(4))
+    # the encoder and decoder compute FunCodec's SEANet on the raw checkpoint tensors (float64)
+    raw = {k: v.double() for k, v in state.items()}
+    codec = codec.double()
+    wav = 0.3 * torch.sin(torch.arange(1000, dtype=torch.float64) / 7.0)[None, None] + 0.05 * torch.randn(
+        2, 1, 1000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        latent = codec.encode_latent(wav)
+        expected = funcodec_encode_latent(raw, conf, wav)
+        assert latent.shape == expected.shape == (2, conf["dimension"], 125)
+        torch.testing.assert_close(latent, expected, rtol=1e-9, atol=1e-9)
+        decoded = codec.decode_latent(latent)
+        assert decoded.shape == (2, 1, 1000)
+        torch.testing.assert_close(decoded, funcodec_decode_latent(raw, conf, latent), rtol=1e-9, atol=1e-9)
     # the codes are FunCodec's nearest-codeword residual search over its stacked codebooks
+    embed = torch.stack([theirs[f"quantizer.rq.model.layers.{i}._codebook.embed"] for i in range(4)])
     latent = torch.randn(2, conf["dimension"], 30)
     residual, expected = latent.transpose(1, 2).clone(), []
     for i in range(4):
         index = torch.cdist(residual, embed[i][None].expand(2, -1, -1)).argmin(-1)
         expected.append(index)
         residual = residual - embed[i][index]
-    assert torch.equal(codec.quantizer.encode(latent), torch.stack(expected, 1))
+    assert torch.equal(codec.float().quantizer.encode(latent), torch.stack(expected, 1))
 
 
 def test_funcodec_refusals():
