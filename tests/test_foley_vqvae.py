@@ -2,11 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from funcodec_lite.foley.training import vqvae_error
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.foley.vqvae_layers import ResBlock2d
 
@@ -202,3 +204,31 @@ def test_invalid_configurations_are_rejected():
         MelVQVAEConfig.from_dict({"strides": [2, 2], "beta": 0.25})
     with pytest.raises(ValueError, match="expected mel"):
         MelVQVAE(MelVQVAEConfig(**SMALL))(torch.zeros(1, 1, 80, 340))
+
+
+def test_vqvae_error_reports_each_rvq_level_on_its_own():
+    config = MelVQVAEConfig.from_dict(
+        {**MelVQVAEConfig.rvq(strides=(2, 4), n_q=2, **SMALL).to_dict(), "n_mels": 32, "n_frames": 64}
+    )
+    model = _model(config, seed=9).eval()
+    h, w = config.latent_shape
+    gen = torch.Generator().manual_seed(9)
+    # level 0 uses codes {0, 1} only, level 1 codes 0-4: a pooled histogram would report 5 codes for both
+    fixed = torch.cat(
+        [torch.randint(0, 2, (5, h, w), generator=gen), torch.randint(0, 5, (5, h, w), generator=gen)], dim=1
+    )
+    mels = _toy_mels(5, seed=9, n_mels=32, n_frames=64)[:, 0]
+    mels[:, 0, 0] = torch.arange(5.0)  # each clip's index, read back by the stand-in encoder
+    model.encode = lambda mel: fixed[mel[:, 0, 0, 0].long()]
+
+    report = vqvae_error(model, mels, batch_size=2)
+
+    assert report["codes_used"] == [2, 5]
+    for level, perplexity in enumerate(report["perplexity"]):
+        _, counts = np.unique(fixed[:, level * h : (level + 1) * h].numpy(), return_counts=True)
+        p = counts / counts.sum()
+        assert perplexity == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-6)
+    assert 1.0 < report["perplexity"][0] <= 2.0 < report["perplexity"][1] <= 5.0
+    with torch.no_grad():
+        expected = ((model.decode_codes(fixed)[:, 0] - mels) ** 2).mean()
+    assert report["mse"] == pytest.approx(float(expected), rel=1e-5)

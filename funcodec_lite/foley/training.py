@@ -153,8 +153,14 @@ def train_vqvae(
 
 
 @torch.no_grad()
-def vqvae_error(model: MelVQVAE, mels: torch.Tensor, batch_size: int = 32) -> dict[str, float]:
-    """Reconstruction MSE of mels [N, n_mels, frames] through the codes, and the codebook usage."""
+def vqvae_error(model: MelVQVAE, mels: torch.Tensor, batch_size: int = 32) -> dict:
+    """Reconstruction MSE of mels [N, n_mels, frames] through the codes, and each codebook's usage.
+
+    Returns:
+        dict: ``mse`` (float, all levels together), ``codes_used`` and ``perplexity`` (lists, one entry
+        per RVQ level: the codes of level i are rows i·h .. (i+1)·h - 1 of the stacked code map, and
+        each level has its own codebook, so their histograms are not pooled).
+    """
     model.eval()
     errors, codes = [], []
     device = next(model.parameters()).device
@@ -162,15 +168,15 @@ def vqvae_error(model: MelVQVAE, mels: torch.Tensor, batch_size: int = 32) -> di
         mel = _as_image(mels[start : start + batch_size].to(device))
         code_map = model.encode(mel)
         errors.append(((model.decode_codes(code_map).reshape(mel.shape) - mel) ** 2).mean(dim=(1, 2, 3)))
-        codes.append(code_map.flatten())
-    codes_all = torch.cat(codes)
-    counts = torch.bincount(codes_all, minlength=model.config.codebook_size).float()
-    probs = counts[counts > 0] / counts.sum()
-    return {
-        "mse": float(torch.cat(errors).mean()),
-        "codes_used": int((counts > 0).sum()),
-        "perplexity": float(torch.exp(-(probs * probs.log()).sum())),
-    }
+        codes.append(model.unstack_codes(code_map).transpose(0, 1).flatten(1))  # [n_q, B·h·w]
+    per_level = torch.cat(codes, dim=1)
+    used, perplexity = [], []
+    for level in per_level:
+        counts = torch.bincount(level, minlength=model.config.codebook_size).float()
+        probs = counts[counts > 0] / counts.sum()
+        used.append(int((counts > 0).sum()))
+        perplexity.append(float(torch.exp(-(probs * probs.log()).sum())))
+    return {"mse": float(torch.cat(errors).mean()), "codes_used": used, "perplexity": perplexity}
 
 
 @torch.no_grad()
