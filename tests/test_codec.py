@@ -54,7 +54,10 @@ def test_encodec_bandwidths_map_to_its_codebook_counts():
 @pytest.mark.parametrize("channels,length", [(1, 1001), (2, 800), (1, 37)])
 def test_shapes_round_trip(arch, channels, length):
     torch.manual_seed(0)
-    codec = Codec(_tiny(arch, channels=channels) if arch == "seanet" else _tiny_freq(channels)).eval()
+    codec = Codec(_tiny(arch, channels=channels) if arch == "seanet" else _tiny_freq(channels))
+    with torch.no_grad():
+        codec.train()(_wav(channels=channels, length=4000, seed=1))  # k-means: codebooks from latents
+    codec.eval()
     wav = _wav(channels=channels, length=length)
     with torch.no_grad():
         codes = codec.encode(wav, n_q=3)
@@ -69,7 +72,22 @@ def test_shapes_round_trip(arch, channels, length):
     assert full.codes.shape == (2, 4, frames)
     wav_hat, codes_all, commit_loss, metrics = full  # forward unpacks like a tuple
     assert wav_hat is full.wav and commit_loss.dim() == 0 and isinstance(metrics, dict)
-    assert torch.isfinite(out).all()
+    # the codes are a brute-force residual nearest-neighbour search over the codebooks (float64)
+    with torch.no_grad():
+        residual = codec.encode_latent(wav).double().transpose(1, 2)  # [B, N, D]
+    summed = torch.zeros_like(residual)
+    for i in range(3):
+        book = codec.quantizer.layers[i].embed.double()
+        nearest = torch.cdist(residual, book[None].expand(2, -1, -1)).argmin(-1)
+        assert torch.equal(codes[:, i], nearest), i
+        residual, summed = residual - book[nearest], summed + book[nearest]
+    # decode = decoder of the summed codewords; forward (eval, all 4 layers) starts with the same codes
+    with torch.no_grad():
+        by_hand = codec.decode_latent(summed.transpose(1, 2).float(), length)
+        torch.testing.assert_close(out, by_hand, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(full.wav, codec.decode(full.codes, length=length), rtol=1e-5, atol=1e-6)
+    assert torch.equal(full.codes[:, :3], codes)
+    assert codes.unique().numel() > 2  # not one code everywhere
 
 
 def _tiny_freq(channels: int) -> CodecConfig:

@@ -41,6 +41,15 @@ def _model(config: MelVQVAEConfig, seed: int = 0) -> MelVQVAE:
     return MelVQVAE(config)
 
 
+@torch.no_grad()
+def _fit_codebooks(model: MelVQVAE, mel: torch.Tensor) -> None:
+    """k-means codebooks on the model's own latent residuals (random codebooks use only a few codes)."""
+    residual = model.encode_latent(mel).flatten(2).transpose(1, 2).reshape(-1, model.config.embed_dim)
+    for layer in model.quantizer.layers:
+        layer.initialise(residual, torch.Generator().manual_seed(0))
+        residual = residual - layer.embed[torch.cdist(residual, layer.embed).argmin(-1)]
+
+
 def test_baseline_parameter_counts_match_the_dcase_code():
     model = _model(MelVQVAEConfig())
     assert _count(model) == 2_207_297
@@ -67,6 +76,7 @@ def test_baseline_parameter_counts_match_the_dcase_code():
 def test_shapes_of_every_configuration(config, code_map):
     model = _model(config).eval()
     mel = _toy_mels(1)
+    _fit_codebooks(model, _toy_mels(2, seed=3))
     with torch.no_grad():
         out = model(mel)
         codes = model.encode(mel[:, 0])  # [B, H, W] input works too
@@ -75,7 +85,26 @@ def test_shapes_of_every_configuration(config, code_map):
     assert out.codes.shape == codes.shape == (1, *code_map)
     assert codes.dtype == torch.long
     assert 0 <= int(codes.min()) and int(codes.max()) < config.codebook_size
-    assert model.decode_codes(codes).shape == (1, 1, 80, 344)
+    assert torch.equal(out.codes, codes)
+    # brute force (float64): at latent position (y, x), layer q's code, stored at row q·h + y, column x
+    # of the stacked code map, is a nearest codeword to what the previous layers' codewords leave
+    with torch.no_grad():
+        z = model.encode_latent(mel)[0].double()  # [D, h, w]
+    dim, h, w = z.shape
+    summed = torch.zeros(h * w, dim, dtype=torch.float64)
+    for q, layer in enumerate(model.quantizer.layers):
+        book, chosen = layer.embed.double(), codes[0, q * h : (q + 1) * h].reshape(-1)
+        dist = torch.cdist(z.reshape(dim, -1).T - summed, book)  # [h·w, K]
+        gap = dist.gather(1, chosen[:, None])[:, 0] - dist.min(dim=1).values
+        # float32 search: a near-tie may round to the other codeword (5 of 1720 for the baseline)
+        assert (gap == 0).float().mean().item() > 0.99 and gap.max().item() < 1e-3, q
+        summed = summed + book[chosen]
+    assert codes.unique().numel() > 0.25 * min(config.codebook_size, h * w)  # codes well spread
+    # decoding the code map is the decoder applied to the summed codewords
+    with torch.no_grad():
+        by_hand = model.decode_latent(summed.T.reshape(1, dim, h, w).float())
+    torch.testing.assert_close(model.decode_codes(codes), by_hand, rtol=1e-5, atol=1e-5)
+    assert by_hand.shape == (1, 1, 80, 344)
 
 
 def test_rvq_preset_is_lees_design():

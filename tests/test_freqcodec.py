@@ -64,9 +64,19 @@ def test_shapes(audio_channels: int, domain: str, n_frames: int) -> None:
     with torch.no_grad():
         latent = enc(features)
         out = dec(latent, n_frames)
+        alone = [enc(features[i : i + 1]) for i in range(2)]
+        every_frame = dec(latent, 2 * latent.shape[-1])
     assert latent.shape == (2, 16, math.ceil(n_frames / 2))
     assert out.shape == features.shape
-    assert torch.isfinite(out).all()
+    # items are coded independently (per-item GroupNorm, no batch statistics)
+    torch.testing.assert_close(latent, torch.cat(alone), rtol=1e-5, atol=1e-5)
+    # asking for fewer frames crops the decoder's output, it does not compute other values
+    torch.testing.assert_close(out, every_frame[..., :n_frames], rtol=0, atol=1e-6)
+    # output heads: log magnitude >= log(mag_eps); an angle stays in (-pi, pi)
+    mag = out.unflatten(1, (audio_channels, kinds))
+    assert mag[:, :, 0].min().item() >= math.log(cfg.mag_eps)
+    if domain == "mag_angle":
+        assert mag[:, :, 1].abs().max().item() <= math.pi
 
 
 def test_time_strides_compose() -> None:
@@ -81,14 +91,25 @@ def test_time_strides_compose() -> None:
 
 def test_full_preset_forward_mono_and_stereo() -> None:
     torch.manual_seed(0)
+    sizes = {}
     for in_channels in (3, 6):
         cfg = FreqCodecConfig.from_dict({**vars(preset_config("freqcodec_16k")), "in_channels": in_channels})
         enc, dec = FreqEncoder(cfg), FreqDecoder(cfg)
+        features = torch.randn(1, in_channels, 257, 9)
         with torch.no_grad():
-            latent = enc(torch.randn(1, in_channels, 257, 9))
+            latent = enc(features)
             out = dec(latent, 9)
+            padded = enc(torch.cat([features, torch.randn(1, in_channels, 257, 1)], dim=-1))
         assert latent.shape == (1, 128, 5)
         assert out.shape == (1, in_channels, 257, 9)
+        sizes[in_channels] = count_parameters(enc)
+        # the LSTM and GroupNorm see the whole clip: a tenth frame changes the latent, and not only its end
+        assert padded.shape == (1, 128, 5) and not torch.allclose(padded, latent)
+        assert (padded[..., 0] - latent[..., 0]).abs().max().item() > 1e-6
+    # FunCodec's mag-phase encoder has 8.11 M parameters (the paper's M3: 16.21 M for both halves);
+    # a stereo input adds only the stem's extra input channels (32 filters x 3 x 7 x 7)
+    assert sizes[3] == pytest.approx(8.11e6, rel=0.005)
+    assert sizes[6] - sizes[3] == 32 * 3 * 7 * 7
 
 
 def test_decoder_and_encoder_reject_bad_sizes() -> None:

@@ -71,7 +71,11 @@ def test_resampled_input_matches_resampling_yourself(tokenizer, clips):
     at_44k = AF.resample(clip, 16000, 44100)
     codes, frames = tokenizer.encode([at_44k, at_44k[:1000]], 44100)
     expected = _alone(tokenizer, AF.resample(at_44k, 44100, 16000))
-    assert frames.tolist() == [tokenizer.num_frames(at_44k.numel(), 44100), tokenizer.num_frames(1000, 44100)]
+    # 6469 samples at 44.1 kHz are ceil(6469 · 16000 / 44100) = 2348 at 16 kHz, ceil(2348 / 16) = 147 frames;
+    # 1000 samples are 363 at 16 kHz, 23 frames (hop 16)
+    assert at_44k.numel() == 6469 and expected.shape[-1] == 147
+    assert frames.tolist() == [147, 23] and codes.shape[-1] == 147
+    assert [tokenizer.num_frames(6469, 44100), tokenizer.num_frames(1000, 44100)] == [147, 23]
     assert torch.equal(codes[0, :, : frames[0]], expected)
 
 
