@@ -137,7 +137,8 @@ def test_save_and_load_pretrained(tmp_path):
         codec(_wav(batch=8, length=4000))
     codec.eval()
     codec.save_pretrained(tmp_path / "model")
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]
+    files = sorted(p.name for p in (tmp_path / "model").iterdir())
+    assert files == [CONFIG_FILE, WEIGHTS_FILE, "provenance.json"]
     assert yaml.safe_load((tmp_path / "model" / CONFIG_FILE).read_text())["model"]["ratios"] == [4, 2]
     loaded = Codec.from_pretrained(tmp_path / "model")
     wav = _wav(seed=5)

@@ -1,10 +1,10 @@
 """Tests for the DCASE Foley mel VQ-VAE and Lee's RVQ-VAE variant."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from torch import nn
 
@@ -209,9 +209,11 @@ def test_save_and_load_round_trip(tmp_path):
     model(_toy_mels(2, seed=7))
     model.eval()
     model.save_pretrained(tmp_path / "vqvae")
-    assert sorted(p.name for p in (tmp_path / "vqvae").iterdir()) == ["config.json", "model.safetensors"]
-    saved = json.loads((tmp_path / "vqvae" / "config.json").read_text())
-    assert saved["strides"] == [2, 4] and saved["quantizer"] == "rvq" and saved["n_q"] == 4
+    files = sorted(p.name for p in (tmp_path / "vqvae").iterdir())
+    assert files == ["config.yaml", "model.safetensors", "provenance.json"]
+    saved = yaml.safe_load((tmp_path / "vqvae" / "config.yaml").read_text())
+    assert saved["kind"] == "mel_vqvae" and saved["strides"] == [2, 4]
+    assert saved["quantizer"] == "rvq" and saved["n_q"] == 4
     assert "quantizer.layers.3.embed" in load_file(str(tmp_path / "vqvae" / "model.safetensors"))
     loaded = MelVQVAE.from_pretrained(tmp_path / "vqvae")
     assert loaded.config == config and not loaded.training

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 from funcodec_lite.train.checkpoint import checkpoint_dirs
 from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.trainer import Trainer, epoch_batches
+from funcodec_lite.train.engine import epoch_batches
+from funcodec_lite.train.trainer import Trainer
 
 TINY = {
     "codec": {"sample_rate": 8000, "arch": "seanet", "domain": "time",
@@ -94,7 +95,7 @@ def test_resume_gives_identical_weights(tmp_path, data):
 def test_loss_falls_and_validation_writes_outputs(tmp_path, data):
     trainer = _trainer(tmp_path, data, lr=5e-3, max_steps=150, disc_start_step=1000, valid_every=150,
                        checkpoint_every=1000, log_every=50)
-    wav = next(trainer._batches())
+    wav = next(trainer.batches())
     before = trainer.loss(wav, trainer.generator(wav, n_q=4).wav).total.item()
     trainer.fit()
     with torch.no_grad():
@@ -154,7 +155,7 @@ def test_one_stft_per_signal_and_resolution(tmp_path, data):
     from funcodec_lite.utils.profile import STFTCallCounter
 
     trainer = _trainer(tmp_path, data, disc_start_step=0)
-    wav = next(trainer._batches())
+    wav = next(trainer.batches())
     with STFTCallCounter() as counter:
         trainer.train_step(wav)
     assert counter.max_repeats == 1
@@ -182,7 +183,7 @@ def test_set_overrides_are_typed_and_checked(tmp_path):
 
 def test_disc_every_updates_the_discriminator_on_every_kth_step_only(tmp_path, data):
     trainer = _trainer(tmp_path, data, disc_start_step=1, disc_every=2)
-    batches = trainer._batches()
+    batches = trainer.batches()
 
     def disc_state():
         return [p.detach().clone() for p in trainer.discriminator.parameters()]
@@ -221,7 +222,7 @@ def test_recipe_gradient_clip_sits_above_the_gradient_norms(tmp_path, name):
         lines.append(f"u{i} {tmp_path / f'u{i}.wav'}")
     (tmp_path / "wav.scp").write_text("\n".join(lines) + "\n")
     trainer = Trainer(config, tmp_path, None, tmp_path / "exp")
-    batches = trainer._batches()
+    batches = trainer.batches()
     norms = []
     for _ in range(3):
         terms = trainer.train_step(next(batches))

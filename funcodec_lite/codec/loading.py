@@ -1,4 +1,4 @@
-"""Finding and loading model directories: the shipped default model, error reports, the model id."""
+"""Finding and loading codec model directories: the shipped default model, error reports, the model id."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-import yaml
-from safetensors import SafetensorError
 from torch.nn.utils import parametrize
 
-from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
-from funcodec_lite.utils.config import ConfigError
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, ModelDirError
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ENV = "FUNCODEC_LITE_DEFAULT_MODEL"
@@ -22,8 +20,8 @@ _ID_ATTRIBUTE = "_funcodec_model_id"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-class ModelError(ValueError):
-    """A model directory that cannot be used: missing, incomplete or corrupt files."""
+class ModelError(ModelDirError):
+    """A codec model directory that cannot be used: missing, incomplete or corrupt files."""
 
 
 def default_model_dir() -> Path:
@@ -79,9 +77,9 @@ def load_model(model: str | os.PathLike | None = None, device: str | torch.devic
     directory = resolve_model_dir(model)
     try:
         codec = Codec.from_pretrained(directory)
-    except (ConfigError, yaml.YAMLError, SafetensorError, RuntimeError, KeyError, TypeError, ValueError,
-            OSError) as err:
+    except (ModelDirError, OSError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        detail = detail.removeprefix(f"{directory}: ")
         raise ModelError(f"{directory}: cannot load the model ({detail[:300]})") from err
     model_id(codec)  # cache it from the weights as stored
     if fold:

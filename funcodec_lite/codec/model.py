@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from funcodec_lite.audio.transforms import build_transform
@@ -18,12 +17,10 @@ from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
-from funcodec_lite.utils.atomic import atomic_path
 from funcodec_lite.utils.config import ConfigError
-from funcodec_lite.utils.weights import save_weights
+from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, save_model_dir
 
-CONFIG_FILE = "config.yaml"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "Codec", "CodecOutput"]
 
 
 class CodecOutput(NamedTuple):
@@ -61,6 +58,9 @@ class Codec(nn.Module):
     AMX); on other CPUs PyTorch emulates it, many times slower than float32.  See docs/benchmarks.md
     for its speed and for how often its codes equal the float32 model's.
     """
+
+    model_kind = "codec"
+    config_class = CodecConfig
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
@@ -247,23 +247,19 @@ class Codec(nn.Module):
         """Folds weight normalisation into plain weights for inference; returns the number folded."""
         return fold_weight_norm(self)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Writes ``config.yaml`` and ``model.safetensors`` (no pickle) into ``directory``."""
-        directory = Path(directory)
-        save_weights(directory / WEIGHTS_FILE, self)
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            self.config.to_yaml(tmp)
+    def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> None:
+        """Writes the model directory (``config.yaml``, ``model.safetensors``, ``provenance.json``)."""
+        save_model_dir(directory, self, provenance)
+
+    def prepare_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Called by the loader before ``load_state_dict``: weights saved after folding load folded."""
+        if not any(".parametrizations.weight." in key for key in state):
+            self.fold_weight_norm()
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
-        """Loads a model written by ``save_pretrained`` (eval mode)."""
-        directory = Path(directory)
-        model = cls(CodecConfig.from_yaml(directory / CONFIG_FILE))
-        state = load_file(str(directory / WEIGHTS_FILE), device=str(map_location))
-        if not any(".parametrizations.weight." in key for key in state):
-            model.fold_weight_norm()  # saved after folding: load plain weights
-        model.load_state_dict(state, strict=True)
-        return model.to(map_location).eval()
+        """Loads a model directory of kind ``codec`` (eval mode)."""
+        return load_model_dir(directory, cls.model_kind, map_location)
 
 
 def _weight_dtype(module: nn.Module) -> torch.dtype:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from funcodec_lite.train.engine import Engine, EngineConfig, TrainTask
+from funcodec_lite.utils.weights import save_model_dir
 
 
 @dataclass
@@ -55,6 +60,9 @@ class FoleyClassifier(nn.Module):
     `train_classifier` sets from the training features (they are saved in the state dict).
     """
 
+    model_kind = "foley_classifier"  # its kind in model directories (funcodec_lite.utils.weights)
+    config_class = ClassifierConfig
+
     def __init__(self, config: ClassifierConfig | None = None):
         super().__init__()
         self.config = config = config or ClassifierConfig()
@@ -94,14 +102,16 @@ class FoleyClassifier(nn.Module):
         """
         return self._embed_normalized(self.normalize(features))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """Args:
             features (torch.Tensor): log-mel features of shape [B, n_mels, frames].
+            normalized: the features are already standardised (`normalize`), as in training.
 
         Returns:
             torch.Tensor: class logits of shape [B, num_classes].
         """
-        return self.output(self.dropout(F.relu(self.embed(features))))
+        x = features if normalized else self.normalize(features)
+        return self.output(self.dropout(F.relu(self._embed_normalized(x))))
 
 
 def _spec_augment(x: torch.Tensor, freq_mask: int, time_mask: int, gen: torch.Generator) -> torch.Tensor:
@@ -119,18 +129,61 @@ def _spec_augment(x: torch.Tensor, freq_mask: int, time_mask: int, gen: torch.Ge
     return x * keep
 
 
-def train_classifier(
-    features: torch.Tensor, labels: torch.Tensor, config: ClassifierConfig | None = None, seed: int = 0
-) -> FoleyClassifier:
-    """Trains a classifier with Adam and cross-entropy; deterministic for a seed on a given device.
+class ClassifierTask(TrainTask):
+    """The classifier's part of training: Adam and cross-entropy on standardised, SpecAugment-ed log-mels.
 
-    The global torch RNG is left as it was (initialisation and dropout run in a forked, seeded RNG).
+    The masks of step s are drawn from a generator seeded by (seed, s), so a resumed run masks as the
+    uninterrupted run does.
+    """
+
+    name = "classifier"
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, config: ClassifierConfig, seed: int,
+                 provenance: dict | None = None) -> None:
+        self.features, self.labels = features.float().cpu(), labels.long().cpu()
+        self.config, self.seed, self.provenance = config, seed, provenance or {}
+
+    def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        model = FoleyClassifier(self.config)
+        model.feature_mean.copy_(self.features.mean(dim=(0, 2)))
+        model.feature_std.copy_(self.features.std(dim=(0, 2)).clamp_min(1e-5))
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
+                                     weight_decay=self.config.weight_decay)
+        with torch.no_grad():
+            self.normalized = model.normalize(self.features)
+        return {"model": model}, {"model": optimizer}
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(self.normalized, self.labels)
+
+    def step(self, batch: list[torch.Tensor], engine: Engine) -> dict[str, torch.Tensor]:
+        x, y = batch
+        masks = torch.Generator().manual_seed(self.seed * 1_000_003 + engine.step)
+        x = _spec_augment(x, self.config.freq_mask, self.config.time_mask, masks)
+        with engine.autocast():
+            loss = F.cross_entropy(engine.modules["model"](x, normalized=True), y)
+        engine.update("model", loss)
+        return {"loss": loss.detach()}
+
+    def export(self, engine: Engine, directory: Path) -> None:
+        save_model_dir(directory, engine.unwrap("model"), {**self.provenance, "steps": engine.step})
+
+
+def train_classifier(
+    features: torch.Tensor, labels: torch.Tensor, config: ClassifierConfig | None = None, seed: int = 0,
+    exp_dir: str | Path | None = None, provenance: dict | None = None,
+) -> FoleyClassifier:
+    """Trains a classifier on the engine for ``config.epochs`` epochs; deterministic for a seed.
+
+    The global torch RNG is left as it was (the engine's seeding runs in a forked RNG).
 
     Args:
-        features (torch.Tensor): log-mel features of shape [N, n_mels, frames] on the training device.
+        features (torch.Tensor): log-mel features of shape [N, n_mels, frames], N >= 2.
         labels (torch.Tensor): class ids of shape [N] in [0, num_classes).
         config: model and training settings.
-        seed: seeds initialisation, shuffling, masks and dropout.
+        seed: seeds initialisation, data order, masks and dropout.
+        exp_dir: checkpoints, logs and the model directory (``exp_dir/model``); None: in memory only.
+        provenance: recorded in the model directory (what data it was trained on).
 
     Returns:
         FoleyClassifier: the trained model in eval mode, on the device of `features`.
@@ -138,34 +191,22 @@ def train_classifier(
     config = config or ClassifierConfig()
     if features.dim() != 3 or features.shape[1] != config.n_mels:
         raise ValueError(f"expected features [N, {config.n_mels}, frames], got {tuple(features.shape)}")
-    labels = labels.to(features.device, torch.long)
+    labels = labels.to(torch.long)
     if labels.shape != (features.shape[0],):
         raise ValueError(f"expected labels [{features.shape[0]}], got {tuple(labels.shape)}")
     if labels.numel() and (labels.min() < 0 or labels.max() >= config.num_classes):
         raise ValueError(f"labels must lie in [0, {config.num_classes})")
-    gen = torch.Generator().manual_seed(seed)
+    if features.shape[0] < 2:
+        raise ValueError("need at least 2 training examples (batch norm)")
+    batch_size = min(config.batch_size, features.shape[0])
+    steps_per_epoch = features.shape[0] // batch_size
+    engine_config = EngineConfig(max_steps=config.epochs * steps_per_epoch, batch_size=batch_size, seed=seed,
+                                 log_every=max(1, steps_per_epoch), checkpoint_every=0)
     devices = [features.device] if features.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        model = FoleyClassifier(config).to(features.device)
-        model.feature_mean.copy_(features.mean(dim=(0, 2)))
-        model.feature_std.copy_(features.std(dim=(0, 2)).clamp_min(1e-5))
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        normalized = model.normalize(features)
-        model.train()
-        for _ in range(config.epochs):
-            order = torch.randperm(features.shape[0], generator=gen).to(features.device)
-            for i in range(0, len(order), config.batch_size):
-                idx = order[i:i + config.batch_size]
-                if len(idx) < 2:
-                    continue  # batch norm needs two examples
-                x = _spec_augment(normalized[idx], config.freq_mask, config.time_mask, gen)
-                logits = model.output(model.dropout(F.relu(model._embed_normalized(x))))
-                loss = F.cross_entropy(logits, labels[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    return model.eval()
+        engine = Engine(ClassifierTask(features, labels, config, seed, provenance), engine_config, exp_dir)
+        engine.fit()
+    return engine.unwrap("model").to(features.device).eval()
 
 
 @torch.no_grad()

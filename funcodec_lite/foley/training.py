@@ -1,155 +1,115 @@
-"""Training loops of the Foley recipe (mel VQ-VAE, PixelSNAIL prior) on one CPU, one GPU or many (accelerate).
+"""Training of the Foley recipe's mel VQ-VAE and PixelSNAIL prior on the engine (`funcodec_lite.train`).
 
 Both models train on in-memory tensors (the whole DCASE dev set's mels are 4,850 x 80 x 344 floats,
-530 MB; code maps are far smaller), so the loop is a seeded shuffle over a TensorDataset sharded by
-accelerate. The EMA codebooks all-reduce their statistics across processes themselves.
+530 MB; code maps are far smaller): a TensorDataset in the engine's seeded, rank-sharded order. The EMA
+codebooks all-reduce their statistics across processes themselves.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-from tqdm import tqdm
+from torch.utils.data import TensorDataset
 
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig
-from funcodec_lite.utils.weights import save_model_dir
-
-
-@dataclass
-class LoopConfig:
-    """Optimisation settings shared by the recipe's models.
-
-    Args:
-        steps: optimizer updates.
-        batch_size: examples per update and process.
-        lr: Adam learning rate (3e-4 for the baseline's VQ-VAE and PixelSNAIL).
-        betas: Adam betas.
-        grad_clip: gradient-norm limit (0: none).
-        log_every: steps between log lines (also written to ``train.jsonl``).
-        seed: data order and initialisation.
-        mixed_precision: "no", "bf16" or "fp16" (accelerate; GPU).
-    """
-
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 3e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 0.0
-    log_every: int = 50
-    seed: int = 0
-    mixed_precision: str = "no"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LoopConfig:
-        return loop_config_from_dict(cls, data)
-
-
-def loop_config_from_dict(cls: type, data: dict):
-    """``cls(**data)`` for the loop-config dataclasses, rejecting unknown keys; ``betas`` becomes a tuple."""
-    unknown = set(data) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
-    return cls(**{**data, **({"betas": tuple(data["betas"])} if "betas" in data else {})})
-
-
-def endless_batches(
-    tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int, accelerator: Accelerator
-) -> Iterator[list[torch.Tensor]]:
-    """Reshuffled epochs of ``tensors`` (first dimension = examples), sharded across processes."""
-    if len(tensors[0]) < batch_size * accelerator.num_processes:
-        raise ValueError(f"{len(tensors[0])} examples cannot fill a batch of {batch_size} per process")
-    epoch = 0
-    while True:
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        loader = DataLoader(
-            TensorDataset(*tensors), batch_size=batch_size, shuffle=True, drop_last=True, generator=generator
-        )
-        yield from accelerator.prepare_data_loader(loader)
-        epoch += 1
-
-
-def run_loop(
-    model: nn.Module,
-    loss_fn: Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]],
-    tensors: tuple[torch.Tensor, ...],
-    loop: LoopConfig,
-    exp_dir: Path,
-    desc: str,
-) -> nn.Module:
-    """Minimises ``loss_fn(model, batch)["loss"]`` for ``loop.steps`` updates; returns the unwrapped model.
-
-    Every other entry of the returned dict is logged (averaged over the log interval) to the console
-    and to ``exp_dir/train.jsonl``.
-    """
-    accelerator = Accelerator(mixed_precision=loop.mixed_precision)
-    torch.manual_seed(loop.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=loop.lr, betas=loop.betas)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    batches = endless_batches(tensors, loop.batch_size, loop.seed, accelerator)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    log_path = exp_dir / "train.jsonl"
-    if accelerator.is_main_process:
-        log_path.write_text("")
-    sums: dict[str, float] = {}
-    start = time.perf_counter()
-    model.train()
-    for step in tqdm(
-        range(1, loop.steps + 1), desc=desc, disable=not accelerator.is_main_process, dynamic_ncols=True
-    ):
-        with accelerator.autocast():
-            terms = loss_fn(model, next(batches))
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(terms["loss"])
-        if loop.grad_clip > 0:
-            accelerator.clip_grad_norm_(model.parameters(), loop.grad_clip)
-        optimizer.step()
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
-        if step % loop.log_every == 0 or step == loop.steps:
-            count = loop.log_every if step % loop.log_every == 0 else step % loop.log_every
-            means = {k: v / count for k, v in sums.items()}
-            record = {"step": step, "seconds": round(time.perf_counter() - start, 2), **means}
-            if accelerator.is_main_process:
-                tqdm.write(f"{desc} step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-            sums = {}
-    accelerator.wait_for_everyone()
-    return accelerator.unwrap_model(model).eval()
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 
 
 def _as_image(mel: torch.Tensor) -> torch.Tensor:
     return mel[:, None] if mel.dim() == 3 else mel
 
 
-def train_vqvae(
-    config: MelVQVAEConfig, mels: torch.Tensor, loop: LoopConfig, exp_dir: str | Path
-) -> MelVQVAE:
-    """Trains the mel VQ-VAE / RVQ-VAE on log-mels [N, n_mels, frames]; saves it to ``exp_dir/model``."""
-    exp_dir = Path(exp_dir)
-    torch.manual_seed(loop.seed)
-    model = MelVQVAE(config)
+class SingleModelTask(TrainTask):
+    """One module, one Adam optimizer, a TensorDataset: the shape of every non-GAN Foley model.
 
-    def loss_fn(module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        # the forward pass goes through `module` (a DistributedDataParallel wrapper when distributed)
+    Subclasses set ``name`` and implement `make_model` and `loss`.
+    """
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], loop: LoopConfig,
+                 provenance: dict | None = None) -> None:
+        self.tensors, self.loop, self.provenance = tensors, loop, provenance or {}
+
+    def make_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"loss": scalar to minimise, ...terms to log}`` (the forward goes through ``module``)."""
+        raise NotImplementedError
+
+    def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        model = self.make_model()
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.loop.lr, betas=self.loop.betas)
+        return {"model": model}, {"model": optimizer}
+
+    def dataset(self) -> TensorDataset:
+        return TensorDataset(*self.tensors)
+
+    def step(self, batch: list[torch.Tensor], engine: Engine) -> dict[str, torch.Tensor]:
+        with engine.autocast():
+            terms = self.loss(engine.modules["model"], batch)
+        engine.update("model", terms["loss"])
+        return {key: value.detach() for key, value in terms.items()}
+
+    def export(self, engine: Engine, directory: Path) -> None:
+        engine.unwrap("model").save_pretrained(
+            directory, {**self.provenance, "steps": engine.step,
+                        "train_minutes": round(engine.train_seconds / 60, 3)})
+
+
+class VQVAETask(SingleModelTask):
+    """The mel VQ-VAE / RVQ-VAE: mse(mel_hat, mel) + commitment on log-mels [N, n_mels, frames]."""
+
+    name = "vqvae"
+    broadcast_buffers = False  # the EMA codebooks all-reduce their own statistics
+
+    def __init__(self, config: MelVQVAEConfig, mels: torch.Tensor, loop: LoopConfig,
+                 provenance: dict | None = None) -> None:
+        super().__init__((mels,), loop, provenance)
+        self.config = config
+
+    def make_model(self) -> MelVQVAE:
+        return MelVQVAE(self.config)
+
+    def loss(self, module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         mel = _as_image(batch[0])
-        terms = model.objective(module(mel), mel)
-        return {"loss": terms.total, "mse": terms.recon.detach(), "commit": terms.commit.detach()}
+        terms = _unwrapped(module).objective(module(mel), mel)
+        return {"loss": terms.total, "mse": terms.recon, "commit": terms.commit}
 
-    model = run_loop(model, loss_fn, (mels,), loop, exp_dir, "vqvae")
-    if PartialState().is_main_process:
-        model.save_pretrained(exp_dir / "model")
-    return model
+
+class PriorTask(SingleModelTask):
+    """The class-conditional PixelSNAIL: cross-entropy of code maps [N, H, W] given labels [N]."""
+
+    name = "prior"
+
+    def __init__(self, config: PixelSNAILConfig, code_maps: torch.Tensor, labels: torch.Tensor,
+                 loop: LoopConfig, provenance: dict | None = None) -> None:
+        super().__init__((code_maps, labels), loop, provenance)
+        self.config = config
+
+    def make_model(self) -> PixelSNAIL:
+        return PixelSNAIL(self.config)
+
+    def loss(self, module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        codes, classes = batch
+        terms = PixelSNAIL.objective(module(codes, classes), codes)
+        return {"loss": terms.loss, "nll": terms.loss, "accuracy": terms.accuracy}
+
+
+def _unwrapped(module: nn.Module) -> nn.Module:
+    return getattr(module, "module", module)
+
+
+def train_vqvae(config: MelVQVAEConfig, mels: torch.Tensor, loop: LoopConfig, exp_dir: str | Path,
+                resume: bool = False, provenance: dict | None = None) -> MelVQVAE:
+    """Trains the mel VQ-VAE / RVQ-VAE on log-mels [N, n_mels, frames]; the model directory is
+    ``exp_dir/model`` (checkpoints in ``exp_dir/checkpoints``; ``resume`` continues from the newest)."""
+    engine = Engine(VQVAETask(config, mels, loop, provenance), loop.engine(), exp_dir)
+    engine.fit(resume=resume)
+    return engine.unwrap("model").eval()
 
 
 @torch.no_grad()
@@ -191,27 +151,12 @@ def extract_code_maps(model: MelVQVAE, mels: torch.Tensor, batch_size: int = 32)
     return torch.cat(maps).long()
 
 
-def train_prior(
-    config: PixelSNAILConfig,
-    code_maps: torch.Tensor,
-    labels: torch.Tensor,
-    loop: LoopConfig,
-    exp_dir: str | Path,
-) -> PixelSNAIL:
+def train_prior(config: PixelSNAILConfig, code_maps: torch.Tensor, labels: torch.Tensor, loop: LoopConfig,
+                exp_dir: str | Path, resume: bool = False, provenance: dict | None = None) -> PixelSNAIL:
     """Trains the class-conditional PixelSNAIL on code maps [N, H, W], labels [N]; saves ``exp_dir/model``."""
-    exp_dir = Path(exp_dir)
-    torch.manual_seed(loop.seed)
-    model = PixelSNAIL(config)
-
-    def loss_fn(module: nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        codes, classes = batch
-        terms = PixelSNAIL.objective(module(codes, classes), codes)
-        return {"loss": terms.loss, "nll": terms.loss.detach(), "accuracy": terms.accuracy}
-
-    model = run_loop(model, loss_fn, (code_maps, labels), loop, exp_dir, "prior")
-    if PartialState().is_main_process:
-        save_model_dir(exp_dir / "model", model, asdict(config))
-    return model
+    engine = Engine(PriorTask(config, code_maps, labels, loop, provenance), loop.engine(), exp_dir)
+    engine.fit(resume=resume)
+    return engine.unwrap("model").eval()
 
 
 @torch.no_grad()

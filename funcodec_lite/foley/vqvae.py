@@ -160,6 +160,9 @@ class MelVQVAE(nn.Module):
         config: settings; None means the baseline's.
     """
 
+    model_kind = "mel_vqvae"  # its kind in model directories (funcodec_lite.utils.weights)
+    config_class = MelVQVAEConfig
+
     def __init__(self, config: MelVQVAEConfig | None = None):
         super().__init__()
         self.config = cfg = config or MelVQVAEConfig()
@@ -258,14 +261,11 @@ class MelVQVAE(nn.Module):
         total = recon + self.config.commitment_weight * out.commit_loss
         return MelVQVAELoss(total, recon, out.commit_loss, out)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Writes ``config.json`` and ``model.safetensors`` (no pickle) into ``directory``, atomically."""
-        save_model_dir(directory, self, self.config.to_dict())
+    def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> None:
+        """Writes the model directory (``config.yaml``, ``model.safetensors``, ``provenance.json``)."""
+        save_model_dir(directory, self, provenance)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> MelVQVAE:
-        """Loads a model written by `save_pretrained`, in eval mode."""
-        state, config = load_model_dir(directory, map_location)
-        model = cls(MelVQVAEConfig.from_dict(config))
-        model.load_state_dict(state, strict=True)
-        return model.to(map_location).eval()
+        """Loads a model directory of kind ``mel_vqvae``, in eval mode."""
+        return load_model_dir(directory, cls.model_kind, map_location)

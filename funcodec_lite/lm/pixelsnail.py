@@ -138,6 +138,9 @@ class PixelSNAIL(nn.Module):
     time from cached activations (see ``funcodec_lite.lm.pixelsnail_sampling``).
     """
 
+    model_kind = "pixelsnail"  # its kind in model directories (funcodec_lite.utils.weights)
+    config_class = PixelSNAILConfig
+
     def __init__(self, config: PixelSNAILConfig) -> None:
         super().__init__()
         self.config = config

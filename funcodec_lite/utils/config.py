@@ -45,6 +45,8 @@ def build_dataclass(cls: type, data: dict, where: str) -> Any:
         nested = _dataclass_in(hints[name])
         if nested is not None and isinstance(value, dict):
             value = build_dataclass(nested, value, f"{where}.{name}".lstrip("."))
+        elif typing.get_origin(hints[name]) is tuple and isinstance(value, list):
+            value = tuple(value)  # YAML has no tuples: a list for a tuple field (betas, channels)
         kwargs[name] = value
     try:
         return cls(**kwargs)

@@ -1,23 +1,71 @@
-"""Model directories: ``model.safetensors`` plus ``config.json`` (no pickle), written atomically."""
+"""The one model-directory format of the toolkit, and its one loader.
+
+Every model the toolkit trains (codec, mel VQ-VAE, PixelSNAIL, HiFi-GAN, the Foley classifier, and the
+token models to come) is saved as a directory of
+
+- ``config.yaml``: ``kind: <model kind>`` and the model's config fields (plain YAML data),
+- ``model.safetensors``: the state dict (nothing is unpickled, ever),
+- ``provenance.json`` (optional): how it was made: training steps and minutes, data, code version.
+
+A model class takes part by having ``model_kind`` (a class attribute), a dataclass ``config`` attribute
+and a constructor ``cls(config)``. Directories written before ``kind`` existed (the codec's
+``config.yaml``) read as ``kind: codec``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "config.yaml"
+PROVENANCE_FILE = "provenance.json"
+LEGACY_KIND = "codec"
+
+# kind -> (module, class); imported on first use, so building blocks never import the models
+KINDS: dict[str, tuple[str, str]] = {
+    "codec": ("funcodec_lite.codec.model", "Codec"),
+    "mel_vqvae": ("funcodec_lite.foley.vqvae", "MelVQVAE"),
+    "foley_classifier": ("funcodec_lite.foley.classifier", "FoleyClassifier"),
+    "pixelsnail": ("funcodec_lite.lm.pixelsnail", "PixelSNAIL"),
+    "hifigan": ("funcodec_lite.vocoders.hifigan", "HiFiGANGenerator"),
+}
 
 
 class ModelDirError(ValueError):
-    """A model directory is missing, incomplete or corrupt."""
+    """A model directory that cannot be used: missing, incomplete, corrupt or of another kind."""
+
+
+def model_class(kind: str) -> type:
+    if kind not in KINDS:
+        raise ModelDirError(f"unknown model kind {kind!r}; known: {sorted(KINDS)}")
+    module, name = KINDS[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def config_to_dict(config: Any) -> dict:
+    """Plain YAML data of a config dataclass (tuples become lists)."""
+    data = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+    return json.loads(json.dumps(data))
+
+
+def config_from_dict(cls: type, data: dict) -> Any:
+    """A config dataclass from plain data (its ``from_dict`` when it has one)."""
+    return cls.from_dict(data) if hasattr(cls, "from_dict") else build_dataclass(cls, data, "config")
 
 
 def save_weights(path: str | os.PathLike, module: nn.Module) -> None:
@@ -30,28 +78,105 @@ def save_weights(path: str | os.PathLike, module: nn.Module) -> None:
         os.chmod(tmp, 0o644)  # safetensors creates its files readable by the owner only
 
 
-def save_model_dir(directory: str | os.PathLike, module: nn.Module, config: dict) -> None:
-    """Writes the module's state dict and a JSON config into ``directory`` (created if needed)."""
-    directory = Path(directory)
-    save_weights(directory / WEIGHTS_FILE, module)
-    with atomic_path(directory / CONFIG_FILE) as tmp:
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
+def code_version() -> str:
+    """The package version, with the git commit when run from a checkout."""
+    from funcodec_lite import __version__
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
 
 
-def load_model_dir(directory: str | os.PathLike,
-                   map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
-    """Reads what `save_model_dir` wrote: (state dict, config dict).
+def save_model_dir(directory: str | os.PathLike, model: nn.Module, provenance: dict | None = None) -> None:
+    """Writes ``model`` (with ``model_kind`` and ``config``) as a model directory, each file atomically.
 
-    Raises:
-        ModelDirError: a file is missing or unreadable.
+    Args:
+        directory: created if needed.
+        model: the module; its weights are saved as they are (weight norm included).
+        provenance: JSON data on how it was made (steps, data, ...); the code version and time are added.
     """
     directory = Path(directory)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (directory / name).is_file():
-            raise ModelDirError(f"{directory}: no {name}")
+    kind = getattr(type(model), "model_kind", None)
+    if kind not in KINDS:
+        raise ModelDirError(f"{type(model).__name__} has no registered model_kind")
+    save_weights(directory / WEIGHTS_FILE, model)
+    with atomic_path(directory / CONFIG_FILE) as tmp:
+        tmp.write_text(yaml.safe_dump({"kind": kind, **config_to_dict(model.config)}, sort_keys=False))
+    record = {"kind": kind, "code_version": code_version(),
+              "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **(provenance or {})}
+    with atomic_path(directory / PROVENANCE_FILE) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_model_config(directory: str | os.PathLike) -> tuple[str, dict]:
+    """(kind, config data) of a model directory, with one-line errors.
+
+    Raises:
+        ModelDirError: no such directory, a missing file, or an unreadable config.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelDirError(f"{directory}: no such model directory")
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise ModelDirError(f"{directory}: model directory is missing {', '.join(missing)}")
     try:
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        data = load_yaml((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ModelDirError(f"{directory}: unreadable {CONFIG_FILE} ({_first_line(error)})") from error
+    if not isinstance(data, dict):
+        raise ModelDirError(f"{directory}: {CONFIG_FILE} is not a mapping")
+    data = dict(data)
+    return str(data.pop("kind", LEGACY_KIND)), data
+
+
+def read_provenance(directory: str | os.PathLike) -> dict:
+    """The provenance record of a model directory ({} when it has none)."""
+    path = Path(directory) / PROVENANCE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def load_model_dir(directory: str | os.PathLike, kind: str | None = None,
+                   map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model saved in ``directory``, in eval mode, weights loaded strictly.
+
+    Args:
+        directory: a model directory.
+        kind: the kind expected (None: whatever it holds).
+        map_location: the device of the weights.
+
+    Raises:
+        ModelDirError: missing or corrupt files, a directory of another kind, or weights that do not fit
+            the config; the message is one line that names the directory.
+    """
+    directory = Path(directory)
+    found, data = read_model_config(directory)
+    if kind is not None and found != kind:
+        raise ModelDirError(f"{directory}: a {found} model directory, not a {kind}")
+    cls = model_class(found)
+    try:
+        config = config_from_dict(cls.config_class, data)
+        model = cls(config)
+    except (ConfigError, TypeError, ValueError) as error:
+        raise ModelDirError(f"{directory}: bad {CONFIG_FILE} ({_first_line(error)})") from error
+    try:
         state = load_file(str(directory / WEIGHTS_FILE), device=str(map_location))
-    except Exception as error:  # safetensors and json raise several types for corrupt files
-        raise ModelDirError(f"{directory}: unreadable model files ({error})") from error
-    return state, config
+    except Exception as error:  # safetensors raises several types for corrupt files
+        raise ModelDirError(f"{directory}: unreadable {WEIGHTS_FILE} ({_first_line(error)})") from error
+    prepare = getattr(model, "prepare_state_dict", None)
+    if prepare is not None:
+        prepare(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        detail = _first_line(error)
+        raise ModelDirError(f"{directory}: weights do not fit {CONFIG_FILE} ({detail})") from error
+    return model.to(map_location).eval()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]

@@ -70,7 +70,7 @@ def bench_config(name: str, steps: int, batch_size: int | None, segment: float |
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data_dir(Path(tmp) / "data", 16000)
         trainer = Trainer(config, data, None, Path(tmp) / "exp")
-        batches = trainer._batches()
+        batches = trainer.batches()
         trainer.train_step(next(batches))  # warm-up (k-means initialisation of the codebooks)
         per_phase: dict[str, list[float]] = {p: [] for p in PHASES}
         gan_steps, generator_steps = [], []

@@ -1,0 +1,382 @@
+"""The one training engine: every model of the toolkit trains here, on one CPU, one GPU or many (accelerate).
+
+A model plugs in as a `TrainTask` (its modules, optimizers, dataset and one training step). The engine owns
+everything else: the data order (a seeded permutation per epoch, dealt out by rank, resumable mid-epoch),
+mixed precision (bf16 autocast, or fp16 with one gradient scaler per optimizer), gradient clipping, the
+learning-rate decay, checkpoints every N steps (atomic, keep the last K, safetensors + JSON), ``resume``
+that continues bit-exactly, a wall-clock budget, tqdm with ETA, tensorboard and a JSONL log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from funcodec_lite.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from funcodec_lite.train.logging import TrainLog
+from funcodec_lite.utils.config import ConfigError, build_dataclass
+
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass
+class EngineConfig:
+    """What the engine needs to know about a run.
+
+    Args:
+        max_steps: optimisation steps (each may update several optimizers).
+        batch_size: examples per step and process.
+        seed: initialisation, data order and the random state of the steps.
+        num_workers: DataLoader worker processes.
+        mixed_precision: ``no``, ``bf16`` (autocast) or ``fp16`` (autocast + one GradScaler per optimizer).
+        grad_clip: global gradient-norm limit per optimizer (<= 0: no clipping; the norm is still logged).
+        lr_decay, lr_decay_every: the learning rate is ``lr * lr_decay ** (step // lr_decay_every)``.
+        log_every: steps between log lines (means over the interval).
+        valid_every: steps between validations (0: never).
+        checkpoint_every: steps between checkpoints (0: only at the end).
+        keep_last: checkpoints kept.
+        max_minutes: wall-clock budget of one run (0: none); every rank stops at the same step and saves.
+    """
+
+    max_steps: int = 1000
+    batch_size: int = 16
+    seed: int = 0
+    num_workers: int = 0
+    mixed_precision: str = "no"
+    grad_clip: float = 0.0
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1
+    log_every: int = 50
+    valid_every: int = 0
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in PRECISIONS:
+            raise ConfigError(f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}")
+        if self.max_steps < 0 or self.batch_size < 1 or self.lr_decay_every < 1 or self.log_every < 1:
+            raise ConfigError("need max_steps >= 0, batch_size >= 1, lr_decay_every >= 1 and log_every >= 1")
+        if self.keep_last < 1 or self.checkpoint_every < 0 or self.valid_every < 0:
+            raise ConfigError("need keep_last >= 1 and non-negative checkpoint_every / valid_every")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EngineConfig:
+        return build_dataclass(cls, data, "train")
+
+
+@dataclass
+class LoopConfig:
+    """A model's training section in a recipe's YAML: its Adam settings and the engine's.
+
+    Args:
+        steps: optimisation steps.
+        batch_size: examples per step and process.
+        lr, betas: Adam's settings.
+        grad_clip: gradient-norm limit (<= 0: none).
+        log_every, checkpoint_every, keep_last, max_minutes, seed, mixed_precision, num_workers:
+            see `EngineConfig`.
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 0.0
+    log_every: int = 50
+    seed: int = 0
+    mixed_precision: str = "no"
+    checkpoint_every: int = 1000
+    keep_last: int = 2
+    max_minutes: float = 0.0
+    num_workers: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LoopConfig:
+        return build_dataclass(cls, dict(data or {}), cls.__name__)
+
+    def engine(self, **overrides: Any) -> EngineConfig:
+        """The engine's settings of this section."""
+        return EngineConfig(**{
+            "max_steps": self.steps, "batch_size": self.batch_size, "seed": self.seed,
+            "num_workers": self.num_workers, "mixed_precision": self.mixed_precision,
+            "grad_clip": self.grad_clip, "log_every": self.log_every,
+            "checkpoint_every": self.checkpoint_every, "keep_last": self.keep_last,
+            "max_minutes": self.max_minutes, **overrides})
+
+
+def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: int,
+                  world: int) -> list[list[int]]:
+    """This process's batches of one epoch: a permutation fixed by (seed, epoch), dealt out by rank.
+
+    Every process draws the same permutation, takes every ``world``-th item starting at ``rank`` and cuts
+    its share into full batches (a last partial batch is dropped so all processes step together).
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(num_items, generator=generator)[rank::world].tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+
+
+class TrainTask:
+    """A model's part of training. Subclasses implement `build`, `dataset` and `step`.
+
+    ``name`` labels the progress bar; ``broadcast_buffers`` is DDP's option (False for models that
+    all-reduce their own buffers, such as the EMA codebooks).
+    """
+
+    name: str = "train"
+    broadcast_buffers: bool = True
+
+    def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        """Named modules and optimizers, built after the engine has seeded torch."""
+        raise NotImplementedError
+
+    def dataset(self) -> Dataset:
+        """A map-style dataset; a ``collate`` method and a ``set_epoch(epoch)`` method are used if present."""
+        raise NotImplementedError
+
+    def batch_size(self, batch: Any) -> int:
+        """Usable examples in a collated batch (0: skip the batch on every rank)."""
+        return len(batch[0]) if isinstance(batch, (list, tuple)) else len(batch)
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        if isinstance(batch, (list, tuple)):
+            return [t.to(device) if torch.is_tensor(t) else t for t in batch]
+        return batch.to(device)
+
+    def step(self, batch: Any, engine: Engine) -> dict[str, float | torch.Tensor]:
+        """One training step; updates through ``engine.update``; returns the terms to log."""
+        raise NotImplementedError
+
+    def validate(self, engine: Engine) -> dict[str, float]:
+        """Held-out metrics (main process only); empty when the task has none."""
+        return {}
+
+    def export(self, engine: Engine, directory: Path) -> None:
+        """Writes the model directory of the current weights (main process only)."""
+
+    def state(self) -> dict:
+        """JSON-serialisable task state kept in checkpoints."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+
+class Engine:
+    """Trains a `TrainTask`.
+
+    Args:
+        task: the model's part.
+        config: the run's settings.
+        exp_dir: checkpoints, ``train.jsonl``, ``valid.jsonl``, tensorboard and the exported model go here;
+            None keeps everything in memory (no checkpoints, no logs).
+        accelerator: an ``Accelerator`` to use (one is made when None). Mixed precision is the engine's
+            own business, so the accelerator must have ``mixed_precision="no"``.
+    """
+
+    def __init__(self, task: TrainTask, config: EngineConfig, exp_dir: str | Path | None,
+                 accelerator: Accelerator | None = None) -> None:
+        self.task, self.config = task, config
+        self.exp_dir = Path(exp_dir) if exp_dir is not None else None
+        if accelerator is None:
+            ddp = DistributedDataParallelKwargs(broadcast_buffers=task.broadcast_buffers)
+            accelerator = Accelerator(mixed_precision="no", kwargs_handlers=[ddp],
+                                      cpu=not torch.cuda.is_available())
+        self.accelerator = accelerator
+        torch.manual_seed(config.seed)
+        modules, optimizers = task.build()
+        prepared = accelerator.prepare(*modules.values(), *optimizers.values())
+        self.modules: dict[str, nn.Module] = dict(zip(modules, prepared[: len(modules)]))
+        self.optimizers: dict[str, torch.optim.Optimizer] = dict(zip(optimizers, prepared[len(modules):]))
+        device_type = accelerator.device.type
+        self.scalers = {name: torch.amp.GradScaler(device_type, enabled=config.mixed_precision == "fp16")
+                        for name in optimizers}
+        self.dataset = task.dataset()
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.skipped_batches = 0
+        self.train_seconds = 0.0  # seconds in training steps (validation and checkpoints excluded), all runs
+        self.log = TrainLog(self.exp_dir if accelerator.is_main_process else None, task.name)
+
+    # --------------------------------------------------------------------------------------------
+    def unwrap(self, name: str) -> nn.Module:
+        """The named module without its DDP wrapper."""
+        return self.accelerator.unwrap_model(self.modules[name])
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast for the configured precision (a no-op for ``no``)."""
+        precision = self.config.mixed_precision
+        if precision == "no":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.accelerator.device.type, dtype=dtype)
+
+    def update(self, name: str, loss: torch.Tensor) -> float:
+        """Backward of ``loss`` and one step of optimizer ``name``; returns the gradient norm before clipping.
+
+        Gradients are zeroed first, scaled by this optimizer's own GradScaler under fp16 (so an overflow
+        in one network never changes another's scale), clipped to ``grad_clip`` when it is > 0.
+        """
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(scaler.scale(loss))
+        inner = getattr(optimizer, "optimizer", optimizer)
+        if scaler.is_enabled():
+            scaler.unscale_(inner)
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        limit = self.config.grad_clip if self.config.grad_clip > 0 else math.inf
+        norm = float(self.accelerator.clip_grad_norm_(parameters, limit))
+        scaler.step(optimizer)
+        scaler.update()
+        return norm
+
+    def lr_factor(self) -> float:
+        return self.config.lr_decay ** (self.step // self.config.lr_decay_every)
+
+    # --------------------------------------------------------------------------------------------
+    def batches(self) -> Iterator[Any]:
+        """Training batches on the device forever, continuing from (epoch, position).
+
+        A batch with no usable example on any rank (all its files failed) is skipped on every rank,
+        so that the ranks keep stepping on the same batch index.
+        """
+        acc, config = self.accelerator, self.config
+        collate = getattr(self.dataset, "collate", None)
+        while True:
+            plan = epoch_batches(len(self.dataset), config.batch_size, config.seed, self.epoch,
+                                 acc.process_index, acc.num_processes)
+            if not plan:
+                raise ValueError(f"{len(self.dataset)} training examples cannot fill one batch of "
+                                 f"{config.batch_size} per process")
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(self.epoch)
+            loader = DataLoader(self.dataset, batch_sampler=plan[self.position:],
+                                num_workers=config.num_workers, collate_fn=collate)
+            for batch in loader:
+                self.position += 1
+                size = self.task.batch_size(batch)
+                if acc.num_processes > 1:
+                    size = _min_over_ranks(acc, size)
+                if size == 0:
+                    self.skipped_batches += 1
+                    continue
+                yield self.task.to_device(batch, acc.device)
+            self.epoch, self.position = self.epoch + 1, 0
+
+    # --------------------------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        """A checkpoint of everything resume needs, and the exported model directory (main process)."""
+        if self.exp_dir is None:
+            return None
+        extra = {"epoch": self.epoch, "position": self.position, "skipped_batches": self.skipped_batches,
+                 "train_seconds": self.train_seconds, "engine": asdict(self.config),
+                 "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
+                 "task": self.task.state()}
+        path = None
+        if self.accelerator.is_main_process:
+            modules = {name: self.unwrap(name) for name in self.modules}
+            optimizers = {name: getattr(opt, "optimizer", opt) for name, opt in self.optimizers.items()}
+            path = save_checkpoint(self.exp_dir, self.step, modules, optimizers, extra,
+                                   keep_last=self.config.keep_last)
+            self.task.export(self, self.exp_dir / "model")
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def resume(self) -> bool:
+        """Loads the newest checkpoint of ``exp_dir``; False when there is none."""
+        directory = latest_checkpoint(self.exp_dir) if self.exp_dir is not None else None
+        if directory is None:
+            return False
+        modules = {name: self.unwrap(name) for name in self.modules}
+        optimizers = {name: getattr(opt, "optimizer", opt) for name, opt in self.optimizers.items()}
+        state = load_checkpoint(directory, modules, optimizers)
+        extra = state["extra"]
+        self.step, self.epoch, self.position = state["step"], extra["epoch"], extra["position"]
+        self.skipped_batches = extra.get("skipped_batches", 0)
+        self.train_seconds = extra.get("train_seconds", 0.0)
+        for name, scaler_state in extra.get("scalers", {}).items():
+            if name in self.scalers and scaler_state:
+                self.scalers[name].load_state_dict(scaler_state)
+        self.task.load_state(extra.get("task", {}))
+        self.accelerator.print(f"resumed from {directory} at step {self.step}")
+        return True
+
+    def _validate(self) -> None:
+        if self.accelerator.is_main_process:
+            results = self.task.validate(self)
+            if results:
+                self.log.validation(self.step, self.train_seconds, results)
+        self.accelerator.wait_for_everyone()
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """True once the budget is spent on any rank, so that every rank stops at the same step."""
+        if deadline == math.inf:
+            return False
+        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def set_lr(self) -> None:
+        """Every optimizer's rate for the current step: its initial rate times `lr_factor`."""
+        factor = self.lr_factor()
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
+    def fit(self, max_steps: int | None = None, resume: bool = False) -> None:
+        """Trains until ``max_steps`` (default: the config's), checkpointing on the way and at the end."""
+        config = self.config
+        max_steps = config.max_steps if max_steps is None else max_steps
+        if not (resume and self.resume()) and self.step == 0:
+            self.log.reset()  # a fresh run: logs of an earlier run in this directory are replaced
+        batches = self.batches()
+        main = self.accelerator.is_main_process
+        bar = tqdm(total=max_steps, initial=self.step, disable=not main, desc=self.task.name,
+                   dynamic_ncols=True)
+        deadline = time.monotonic() + 60 * config.max_minutes if config.max_minutes > 0 else math.inf
+        for module in self.modules.values():
+            module.train()
+        while self.step < max_steps:
+            if self._out_of_time(deadline):
+                self.accelerator.print(f"stopping at step {self.step}: max_minutes={config.max_minutes:g} "
+                                       "reached")
+                break
+            start = time.perf_counter()
+            self.set_lr()
+            terms = self.task.step(next(batches), self)
+            self.train_seconds += time.perf_counter() - start
+            self.step += 1
+            bar.update(1)
+            self.log.accumulate(terms)
+            if self.step % config.log_every == 0 or self.step == max_steps:
+                self.log.flush(self.step, self.epoch, self.train_seconds,
+                               {"skipped_batches": self.skipped_batches})
+            if config.valid_every and self.step % config.valid_every == 0:
+                self._validate()
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < max_steps:
+                self.save()
+        bar.close()
+        self.save()
+        self.log.close()
+
+
+def _min_over_ranks(accelerator: Accelerator, value: int) -> int:
+    """The smallest ``value`` over all processes (an all-gather: reduce has no min)."""
+    gathered = accelerator.gather(torch.tensor([value], device=accelerator.device))
+    return int(gathered.min().item())
+
+
+__all__ = ["Engine", "EngineConfig", "LoopConfig", "TrainTask", "epoch_batches"]
