@@ -4,21 +4,18 @@ import pickle
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from safetensors.torch import save_file
 from scipy import linalg
+from scipy.io import wavfile
 
-from funcodec_lite.audio.io import save_audio
-from funcodec_lite.metrics.fad import (
+from funcodec_lite.audio.io import AudioError, save_audio
+from funcodec_lite.metrics.fad import fad_matrix, fad_per_class, frechet_distance, gaussian_stats
+from funcodec_lite.metrics.vggish import (
     VGGish,
     VGGishFrontEndConfig,
     embed_wav_files,
-    fad_matrix,
-    fad_per_class,
     frame_windows,
-    frechet_distance,
-    gaussian_stats,
     load_vggish_weights,
     normalize_peak,
     read_wav_for_fad,
@@ -237,19 +234,26 @@ def test_clip_embedding_follows_the_evaluator(vggish, tmp_path):
     torch.testing.assert_close(vggish.clip_windows(32768 * clip), windows)  # the scale does not matter
 
 
+@pytest.mark.filterwarnings("ignore:Chunk \\(non-data\\) not understood")  # a float file's PEAK chunk
 def test_wav_files_are_read_like_scipy_and_embedded_in_order(vggish, tmp_path):
     rng = np.random.default_rng(5)
     clips = [torch.from_numpy(rng.uniform(-0.5, 0.5, 24000)).float() for _ in range(2)]
     for i, clip in enumerate(clips):
         save_audio(tmp_path / f"{i}.wav", clip, 22050)
-    samples, rate = read_wav_for_fad(tmp_path / "0.wav")
-    raw, _ = sf.read(str(tmp_path / "0.wav"), dtype="int16")
-    assert rate == 22050 and samples.dtype == torch.float64 and samples.abs().max().item() > 16000
-    np.testing.assert_array_equal(samples.numpy(), raw.astype(np.float64))  # raw int16 values, like scipy
+    # the evaluator's reader: scipy.io.wavfile.read, the rate ignored (22,050 Hz is not resampled)
+    for subtype in ("PCM_16", "PCM_24", "FLOAT"):
+        save_audio(tmp_path / f"{subtype}.wav", 0.05 * clips[0], 22050, subtype=subtype)  # quiet: below 0.1
+        rate, raw = wavfile.read(tmp_path / f"{subtype}.wav")
+        samples = read_wav_for_fad(tmp_path / f"{subtype}.wav")
+        assert rate == 22050 and samples.shape == (24000,) and samples.dtype == torch.float64
+        np.testing.assert_array_equal(samples.numpy(), raw.astype(np.float64))
+    assert read_wav_for_fad(tmp_path / "PCM_16.wav").abs().max().item() > 800  # raw int16 values
     files = embed_wav_files(vggish, [tmp_path / "1.wav", tmp_path / "0.wav"])
     assert files.shape == (4, 128) and files.dtype == np.float64  # 2 windows per 24,000-sample file
-    first = vggish.embed_clips(read_wav_for_fad(tmp_path / "1.wav")[0][None])[0].double().numpy()
-    np.testing.assert_allclose(files[:2], first, rtol=1e-5, atol=1e-6)
+    first = vggish.embed_clips(torch.from_numpy(wavfile.read(tmp_path / "1.wav")[1].astype(np.float64))[None])
+    np.testing.assert_allclose(files[:2], first[0].double().numpy(), rtol=1e-5, atol=1e-6)
     save_audio(tmp_path / "stereo.wav", torch.stack(clips), 22050)
-    with pytest.raises(ValueError, match="expected mono"):
+    with pytest.raises(AudioError, match="expected mono"):
         read_wav_for_fad(tmp_path / "stereo.wav")
+    with pytest.raises(AudioError, match="no such file"):
+        embed_wav_files(vggish, [tmp_path / "missing.wav"])

@@ -18,7 +18,8 @@ from funcodec_lite.foley.mel import FoleyMel, fit_length
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig, sample_incremental
-from funcodec_lite.metrics.fad import embed_wav_files, fad_matrix, load_vggish_weights
+from funcodec_lite.metrics.fad import fad_matrix
+from funcodec_lite.metrics.vggish import embed_wav_files, load_vggish_weights
 from funcodec_lite.utils.atomic import atomic_path
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 from funcodec_lite.vocoders.hifigan_training import load_vocoder
