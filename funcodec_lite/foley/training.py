@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig
 from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
+from funcodec_lite.utils.weights import save_model_dir
 
 
 def _as_image(mel: torch.Tensor) -> torch.Tensor:
@@ -55,8 +56,8 @@ class SingleModelTask(TrainTask):
         return {key: value.detach() for key, value in terms.items()}
 
     def export(self, engine: Engine, directory: Path) -> None:
-        engine.unwrap("model").save_pretrained(
-            directory, {**self.provenance, "steps": engine.step,
+        save_model_dir(directory, engine.unwrap("model"),
+                       {**self.provenance, "steps": engine.step,
                         "train_minutes": round(engine.train_seconds / 60, 3)})
 
 

@@ -264,7 +264,10 @@ class Engine:
                                  f"{config.batch_size} per process")
             if hasattr(self.dataset, "set_epoch"):
                 self.dataset.set_epoch(self.epoch)
-            loader = DataLoader(self.dataset, batch_sampler=plan[self.position:],
+            # the loader's own generator: its iterator draws a worker seed, which must not come from (and
+            # advance) the global RNG, or a resumed run's dropout would differ from the straight run's
+            workers = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
+            loader = DataLoader(self.dataset, batch_sampler=plan[self.position:], generator=workers,
                                 num_workers=config.num_workers, collate_fn=collate)
             for batch in loader:
                 self.position += 1
