@@ -1,4 +1,4 @@
-"""`codec eval`: scores of file pairs, directories and scp lists, as a table and as JSON."""
+"""`codec eval`: scores of file pairs, directories and scp lists, as a table and (with --json) as JSON."""
 
 import json
 import math
@@ -78,3 +78,20 @@ def test_bad_pairs_fail_cleanly(audio, tmp_path, capsys, case):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert str(hyp) in err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_json_is_written_only_when_asked(audio, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ref = audio / "ref" / "a.wav"
+    assert main(["eval", "--ref", str(ref), "--hyp", str(audio / "hyp" / "a.wav")]) == 0
+    out, err = capsys.readouterr()
+    assert out.rstrip().endswith("codec eval: 1 pair(s) scored, 0 failed") and err == ""
+    assert "wrote" not in out and list(tmp_path.iterdir()) == []  # no eval.json in the working directory
+
+
+def test_json_path_that_is_a_directory_fails_before_scoring(audio, tmp_path, capsys):
+    ref = audio / "ref" / "a.wav"
+    code = main(["eval", "--ref", str(ref), "--hyp", str(ref), "--json", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"codec eval: error: {tmp_path}: is a directory")

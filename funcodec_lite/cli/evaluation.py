@@ -11,24 +11,37 @@ from funcodec_lite.jobs.evaluate import collect_pairs, pairs_summary, pairs_tabl
 from funcodec_lite.utils.atomic import atomic_path
 
 
+def _check_json_path(path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; --json takes a file name")
+
+
+def _write_json(path: Path, summary: dict) -> None:
+    """Writes the summary atomically; a path that cannot be written is a ValueError naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write ({err.strerror or err})") from err
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Score hypothesis audio against references (files, directories or scp lists); print a table,
-    write JSON."""
+    """Score hypothesis audio against references (files, directories or scp lists); print a table, and
+    write the scores as JSON when --json is given."""
+    if args.json is not None:
+        _check_json_path(Path(args.json))  # before the scoring, which can take a while
     pairs = collect_pairs(args.ref, args.hyp)
     results = [score_files(name, ref, hyp) for name, ref, hyp in pairs]
     single = len(pairs) == 1 and Path(args.ref).is_file() and Path(args.ref).suffix != ".scp"
     if single and results[0].error:
         raise ValueError(results[0].error)
     summary = pairs_summary(results)
-    out = Path(args.json)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise ValueError(f"{out}: cannot write ({err.strerror or err})") from err
+    if args.json is not None:
+        _write_json(Path(args.json), summary)
     print(pairs_table(results))
-    print(f"codec eval: {summary['scored']} pair(s) scored, {summary['failed']} failed; wrote {out}")
+    wrote = f"; wrote {args.json}" if args.json is not None else ""
+    print(f"codec eval: {summary['scored']} pair(s) scored, {summary['failed']} failed{wrote}")
     for result in results:
         if result.error:
             print(f"codec eval: error: {result.error}", file=sys.stderr)
@@ -36,10 +49,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    evaluation = commands.add_parser("eval", help="Score decoded audio against references (table and JSON).",
-                                     description=cmd_eval.__doc__)
+    evaluation = commands.add_parser("eval", help="Score decoded audio against references (a table; JSON "
+                                     "with --json).", description=cmd_eval.__doc__)
     evaluation.add_argument("--ref", required=True, help="reference audio: a file, a directory or a .scp")
     evaluation.add_argument("--hyp", required=True, help="decoded audio: same form as --ref")
-    evaluation.add_argument("--json", default="eval.json",
-                            help="where to write the scores (default %(default)s)")
+    evaluation.add_argument("--json", metavar="PATH",
+                            help="also write per-pair scores, their mean and the failures to this JSON file "
+                                 "(default: nothing is written)")
     evaluation.set_defaults(func=cmd_eval)

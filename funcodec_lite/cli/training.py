@@ -9,6 +9,9 @@ import torch
 
 from funcodec_lite.codec.config import list_presets
 
+# one time-domain model at 24 kHz (EnCodec's), one at 16 kHz (FunCodec's), one frequency-domain (FreqCodec)
+DEMO_PRESETS = ("encodec_24khz", "funcodec_ds320_16k", "freqcodec_16k")
+
 
 def _demo_signal(sample_rate: int, seconds: float, channels: int, seed: int = 0) -> torch.Tensor:
     """A voiced-speech-like test signal: a gliding harmonic tone with vibrato, syllable envelope and noise.
@@ -35,7 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not 0 < args.seconds <= 600:
         raise ValueError(f"--seconds must be in (0, 600], got {args.seconds:g}")
     torch.manual_seed(0)
-    presets = args.preset or ["encodec_24khz", "funcodec_ds320_16k", "freqcodec_16k"]
+    presets = args.preset or list(DEMO_PRESETS)
     print(f"funcodec_lite demo: {args.seconds:g} s of generated audio through freshly initialised models\n"
           "(random weights, codebooks k-means-fitted to other generated clips): shapes, bit rates, speed.\n"
           "Untrained models do not reproduce audio; egs/ recipes train them.")
@@ -102,7 +105,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Adds the demo, train and presets commands."""
     demo = commands.add_parser("demo", help=cmd_demo.__doc__)
     demo.add_argument("--preset", action="append", choices=list_presets(),
-                      help="preset to run (repeatable; default: one time-domain, one frequency-domain)")
+                      help=f"preset to run (repeatable; default: {', '.join(DEMO_PRESETS)}: two "
+                      "time-domain models and one frequency-domain model)")
     demo.add_argument("--seconds", type=float, default=3.0, help="length of the generated clip")
     demo.set_defaults(func=cmd_demo)
     train = commands.add_parser("train", help=cmd_train.__doc__)
