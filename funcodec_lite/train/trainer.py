@@ -43,7 +43,7 @@ class CodecGANTask(TrainTask):
     broadcast_buffers = False  # the RVQ all-reduces its own statistics
 
     def __init__(self, config: TrainConfig, train_dir: str | Path, valid_dir: str | Path | None) -> None:
-        self.config = config
+        self.config, self.train_dir = config, train_dir
         codec_config = config.codec
         data_config = DataConfig(sample_rate=codec_config.sample_rate, channels=codec_config.channels,
                                  segment_seconds=config.data.segment_seconds,
@@ -131,7 +131,9 @@ class CodecGANTask(TrainTask):
         return validate(engine.unwrap("generator"), self.valid_set, self.config, out_dir)
 
     def export(self, engine: Engine, directory: Path) -> None:
-        engine.unwrap("generator").save_pretrained(directory)
+        engine.unwrap("generator").save_pretrained(directory, {
+            "steps": engine.step, "train_minutes": round(engine.train_seconds / 60, 3),
+            "data": {"train": str(self.train_dir), "utterances": len(self.train_set)}})
 
 
 class Trainer:
