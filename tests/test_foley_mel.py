@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.signal import get_window
+from torch.nn import functional as F
 
+from funcodec_lite.audio.io import save_audio
 from funcodec_lite.audio.spectral import mel_filters
+from funcodec_lite.foley.data import FoleyClip, FoleyDataError, extract_features, load_clips
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig, fit_length, slaney_mel_filters
 
 
@@ -143,3 +146,21 @@ def test_loss_config_keeps_length_and_uses_the_full_band():
 def test_rejects_multichannel_audio():
     with pytest.raises(ValueError, match="mono"):
         FoleyMel()(torch.zeros(1, 2, 1000))
+
+
+def test_fit_length_none_keeps_the_length_and_features_follow_it(tmp_path):
+    wav = _clip(0.5, seed=4)
+    assert fit_length(wav, None) is wav  # None: "keep every clip's length", as FoleyMelConfig means it
+    torch.testing.assert_close(fit_length(wav, 20_000), F.pad(wav, (0, 20_000 - len(wav))), rtol=0, atol=0)
+    cfg = FoleyMelConfig(num_samples=None)
+    paths = []
+    for i, seconds in enumerate((8192 / 22050, 8192 / 22050, 4096 / 22050)):
+        paths.append(tmp_path / f"{i}.wav")
+        save_audio(paths[-1], _clip(seconds, seed=5 + i)[None], 22050, "FLOAT")
+    clips = [FoleyClip(f"A-{i}", str(p), "A") for i, p in enumerate(paths)]
+    features = extract_features(clips[:2], ["A", "B"], FoleyMel(cfg))
+    assert features.mels.shape == (2, 80, 32)  # 8,192 samples kept, one frame per 256
+    expected = _numpy_log_mel(load_clips([str(paths[0])], cfg)[0].numpy(), FoleyMelConfig(num_samples=8192))
+    _assert_float32_close(features.mels[0].double().numpy(), expected)
+    with pytest.raises(FoleyDataError, match="4096 to 8192 samples"):
+        extract_features(clips, ["A", "B"], FoleyMel(cfg))  # lengths kept but different: no common shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -13,10 +15,20 @@ from tqdm import tqdm
 
 from funcodec_lite.audio.io import load_audio
 from funcodec_lite.data.kaldi import Utterance, read_data_dir, write_data_dir
-from funcodec_lite.foley.mel import FoleyMel, fit_length
+from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig, fit_length
 from funcodec_lite.utils.atomic import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# DCASE 2023 Task 7 dev-set class folders -> the folder names of the challenge's output (and eval) sets
+CHALLENGE_FOLDERS = {
+    "DogBark": "dog_bark",
+    "Footstep": "footstep",
+    "GunShot": "gunshot",
+    "Keyboard": "keyboard",
+    "MovingMotorVehicle": "moving_motor_vehicle",
+    "Rain": "rain",
+    "Sneeze_Cough": "sneeze_cough",
+}
 
 
 class FoleyDataError(ValueError):
@@ -35,8 +47,11 @@ class FoleyClip:
 def scan_class_folders(root: str | os.PathLike) -> list[FoleyClip]:
     """Clips of a ``<root>/<Class>/*.wav`` tree (the DCASE dev and eval set layout), sorted by id.
 
+    The class of a clip is its folder's name as written (``dog_bark`` stays ``dog_bark``);
+    `match_class_names` maps such names to the training classes.
+
     Raises:
-        DataDirError: the folder is missing or holds no class folder with audio.
+        FoleyDataError: the folder is missing or holds no class folder with audio.
     """
     root = Path(root)
     if not root.is_dir():
@@ -50,6 +65,40 @@ def scan_class_folders(root: str | os.PathLike) -> list[FoleyClip]:
     if not clips:
         raise FoleyDataError(f"{root}: no <Class>/*.wav audio found")
     return clips
+
+
+def _folded(name: str) -> str:
+    return name.replace("_", "").replace("-", "").replace(" ", "").lower()
+
+
+def match_class_names(names: set[str] | list[str], class_names: list[str]) -> dict[str, str]:
+    """Maps folder class names to the training classes: ``dog_bark`` -> ``DogBark``.
+
+    A name matches a class when it is the class itself, the class's challenge folder name
+    (`CHALLENGE_FOLDERS`), or equal to it ignoring case, ``_``, ``-`` and spaces.
+
+    Returns:
+        name -> class, for every name.
+
+    Raises:
+        FoleyDataError: a name matches no class, or more than one.
+    """
+    folders = {folder: name for name, folder in CHALLENGE_FOLDERS.items() if name in class_names}
+    mapping, unknown = {}, []
+    for name in sorted(set(names)):
+        if name in class_names:
+            mapping[name] = name
+        elif name in folders:
+            mapping[name] = folders[name]
+        else:
+            found = [c for c in class_names if _folded(c) == _folded(name)]
+            if len(found) != 1:
+                unknown.append(name)
+            else:
+                mapping[name] = found[0]
+    if unknown:
+        raise FoleyDataError(f"classes not in the class list {list(class_names)}: {unknown}")
+    return mapping
 
 
 def split_clips(
@@ -76,7 +125,12 @@ def write_foley_data_dir(directory: str | os.PathLike, clips: list[FoleyClip]) -
 
 
 def read_foley_data_dir(directory: str | os.PathLike) -> list[FoleyClip]:
-    """The clips of a data dir written by `write_foley_data_dir` (wav.scp + utt2class)."""
+    """The clips of a data dir written by `write_foley_data_dir` (wav.scp + utt2class).
+
+    Raises:
+        DataDirError: wav.scp is missing or malformed (from `read_data_dir`).
+        FoleyDataError: utt2class is missing, malformed or lacks an utterance.
+    """
     directory = Path(directory)
     data = read_data_dir(directory)
     classes: dict[str, str] = {}
@@ -135,22 +189,58 @@ class FoleyFeatures:
     def __len__(self) -> int:
         return len(self.utt_ids)
 
+    def digest(self) -> str:
+        """sha256 of the content (mels, labels, ids, class names): the key of models trained on it.
+
+        Unlike the ``.npz`` file's bytes (its zip entries hold write times), it is the same whenever
+        stage 1 rewrites the same clips.
+        """
+        digest = hashlib.sha256()
+        for array in (self.mels.float().contiguous().numpy(), self.labels.long().contiguous().numpy()):
+            digest.update(str((array.dtype.str, array.shape)).encode())
+            digest.update(memoryview(array).cast("B"))
+        digest.update(json.dumps([self.utt_ids, self.class_names]).encode())
+        return digest.hexdigest()
+
+
+def load_clips(paths: list[str], config: FoleyMelConfig) -> torch.Tensor:
+    """Clips at the front end's rate, mono, cut or padded to its ``num_samples``: [N, T].
+
+    Raises:
+        FoleyDataError: ``num_samples`` is None (keep lengths) and the clips differ in length.
+    """
+    wavs = [load_audio(p, config.sample_rate, channels=1)[0][0] for p in paths]
+    wavs = [fit_length(w, config.num_samples) for w in wavs]
+    lengths = sorted({w.shape[-1] for w in wavs})
+    if len(lengths) > 1:
+        raise FoleyDataError(f"clips of {lengths[0]} to {lengths[-1]} samples cannot share one tensor: "
+                             "give the mel front end a num_samples to cut or pad them to")
+    return torch.stack(wavs)
+
 
 @torch.no_grad()
 def extract_features(
     clips: list[FoleyClip], class_names: list[str], mel: FoleyMel, batch_size: int = 16
 ) -> FoleyFeatures:
-    """Loads each clip at the front end's rate (mono) and computes its log-mel [n_mels, frames]."""
+    """Loads each clip at the front end's rate (mono) and computes its log-mel [n_mels, frames].
+
+    Class folder names are matched to ``class_names`` by `match_class_names` (``dog_bark`` is
+    ``DogBark``), so the labels index ``class_names``.
+
+    Raises:
+        FoleyDataError: a class matches none of ``class_names``, or clips of different lengths with a
+            front end that keeps lengths.
+    """
+    mapping = match_class_names({c.class_name for c in clips}, class_names)
     index = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted({c.class_name for c in clips} - set(index))
-    if unknown:
-        raise FoleyDataError(f"classes not in the class list: {unknown}")
-    rate = mel.config.sample_rate
     mels = []
     for start in tqdm(range(0, len(clips), batch_size), desc="log-mel", dynamic_ncols=True):
         batch = clips[start : start + batch_size]
-        wavs = [load_audio(c.path, rate, channels=1)[0][0] for c in batch]
-        mels += list(mel(torch.stack([fit_length(w, mel.config.num_samples) for w in wavs])))
-    labels = torch.tensor([index[c.class_name] for c in clips], dtype=torch.long)
+        mels += list(mel(load_clips([c.path for c in batch], mel.config)))
+    frames = sorted({m.shape[-1] for m in mels})
+    if len(frames) > 1:
+        raise FoleyDataError(f"log-mels of {frames[0]} to {frames[-1]} frames: give the mel front end a "
+                             "num_samples to cut or pad the clips to")
+    labels = torch.tensor([index[mapping[c.class_name]] for c in clips], dtype=torch.long)
     return FoleyFeatures(torch.stack(mels).float(), labels, [c.utt_id for c in clips], list(class_names))
 

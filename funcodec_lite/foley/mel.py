@@ -95,12 +95,35 @@ def slaney_mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, f
     return filters.t().contiguous()
 
 
-def fit_length(wav: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Cuts ``wav`` [..., T] to its first ``num_samples`` samples or zero-pads it on the right."""
+def fit_length(wav: torch.Tensor, num_samples: int | None) -> torch.Tensor:
+    """Cuts ``wav`` [..., T] to its first ``num_samples`` samples or zero-pads it on the right.
+
+    ``num_samples=None`` (a `FoleyMelConfig` that keeps every clip's length) returns ``wav`` as it is.
+    """
+    if num_samples is None:
+        return wav
     length = wav.shape[-1]
     if length >= num_samples:
         return wav[..., :num_samples]
     return F.pad(wav, (0, num_samples - length))
+
+
+def check_vocoder(config: FoleyMelConfig, hop_length: int, num_mels: int, name: str = "vocoder") -> None:
+    """Raises ValueError unless a vocoder with this hop and input size inverts mels of this front end.
+
+    A vocoder with another hop would write clips of the wrong length at the wrong pitch.
+
+    Args:
+        config: the front end's settings.
+        hop_length: the vocoder's samples per mel frame (the product of HiFi-GAN's upsampling rates).
+        num_mels: the vocoder's input mel bands.
+        name: how the error message names the vocoder.
+    """
+    if hop_length != config.hop_length:
+        raise ValueError(f"{name}: hop_length {hop_length} (product of its upsampling rates) differs from "
+                         f"the mel front end's hop {config.hop_length}")
+    if num_mels != config.n_mels:
+        raise ValueError(f"{name}: takes {num_mels} mel bands, the front end gives {config.n_mels}")
 
 
 class FoleyMel(nn.Module):
@@ -143,3 +166,9 @@ class FoleyMel(nn.Module):
         magnitude = (power_spectrum(self.stft(wav)) + cfg.magnitude_eps).sqrt()  # [B, F, N]
         mel = torch.matmul(self.fbank.t().to(magnitude.dtype), magnitude)
         return mel.clamp_min(cfg.log_floor).log()
+
+
+def recipe_front_end() -> FoleyMel:
+    """The Foley recipe's log-mel front end (the baseline's, `FoleyMelConfig` defaults): the one source
+    of the clips' sample rate, length (``config.num_samples``) and hop for every stage."""
+    return FoleyMel()
