@@ -1,18 +1,23 @@
 """The Foley recipe runs every stage on a tiny toy set and writes challenge-format clips and a FAD table."""
 
+import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 import yaml
 
-from funcodec_lite.foley.generation import CHALLENGE_FOLDERS
-from funcodec_lite.foley.training import extract_code_maps
+from funcodec_lite.foley import generation
+from funcodec_lite.foley.data import CHALLENGE_FOLDERS, FoleyFeatures
+from funcodec_lite.foley.mel import FoleyMel
+from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.vqvae import MelVQVAE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +51,16 @@ MICRO = {
 }
 
 
+def _frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance of two embedding sets [N, D]; Tr sqrt(S1 S2) from the eigenvalues of
+    S1^1/2 S2 S1^1/2 (symmetric, so it stays exact for the singular covariances of a few clips)."""
+    s1, s2 = np.cov(a, rowvar=False, ddof=1), np.cov(b, rowvar=False, ddof=1)
+    values, vectors = np.linalg.eigh(s1)
+    root = (vectors * np.sqrt(values.clip(0))) @ vectors.T
+    cross = np.sqrt(np.linalg.eigvalsh(root @ s2 @ root).clip(0)).sum()
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross)
+
+
 def test_recipe_all_stages_on_toy_data(tmp_path):
     recipe = tmp_path / "dcase_foley"
     shutil.copytree(RECIPE, recipe, ignore=shutil.ignore_patterns("data", "exp", "toy"))
@@ -74,20 +89,69 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
         info = sf.info(clips[0])
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (22050, 1, 88200, "PCM_16")
 
-    # stage 7: a finite FAD for every class, its 7 x 7 matrix and classifier accuracies in [0, 1]
+    # stage 7: fad.json's FAD matrix, recomputed independently from the saved classifier's embeddings of
+    # the real eval clips and of the generated wavs (Fréchet distance through eigenvalues, not sqrtm)
     report = json.loads((exp / "fad.json").read_text())
-    assert len(report["fad"]) == 7 and all(np.isfinite(v) for v in report["fad"].values())
-    assert np.array(report["fad_matrix"]).shape == (7, 7)
-    assert 0 <= report["classifier_accuracy_generated_mean"] <= 1
-    assert "NOT comparable" in report["embedding"]
-    assert "| **average** |" in (exp / "fad.md").read_text()
+    assert "NOT comparable" in report["embedding"] and report["reference"] == "eval"
+    assert "reference_note" not in report
+    classifiers = list((recipe / "exp").glob("classifier_*"))
+    assert len(classifiers) == 1 and re.fullmatch(r"classifier_[0-9a-f]{8}", classifiers[0].name)
+    features = {s: FoleyFeatures.load(recipe / "exp" / "features" / f"{s}.npz") for s in ("train", "eval")}
+    names = features["train"].class_names
+    config = FoleyRunConfig.from_yaml(recipe / "conf" / "micro.yaml")
+    classifier = generation._classifier(  # loads the saved one (it exists), as stage 7 does
+        argparse.Namespace(classifier_exp=classifiers[0], features=recipe / "exp" / "features"),
+        config,
+        features["train"],
+    )
+    real, fake, generated_mels = {}, {}, {}
+    mel, evaluation = FoleyMel(), features["eval"]
+    with torch.no_grad():
+        for i, name in enumerate(names):
+            real[name] = classifier.embed(evaluation.mels[evaluation.labels == i]).double().numpy()
+            paths = sorted((exp / "generated" / CHALLENGE_FOLDERS[name]).glob("*.wav"))
+            wavs = torch.stack([torch.from_numpy(sf.read(p, dtype="float32")[0]) for p in paths])
+            generated_mels[name] = mel(wavs)
+            fake[name] = classifier.embed(generated_mels[name]).double().numpy()
+    expected = np.array([[_frechet(fake[g], real[r]) for r in names] for g in names])
+    np.testing.assert_allclose(report["fad_matrix"], expected, rtol=1e-6, atol=1e-9)
+    assert [report["fad"][n] for n in names] == pytest.approx(np.diag(expected).tolist(), rel=1e-6, abs=1e-9)
+    assert report["fad_average"] == pytest.approx(np.diag(expected).mean(), rel=1e-6)
+    assert report["classes_matched"] == sum(
+        expected[i, i] < np.delete(expected[i], i).min() for i in range(len(names))
+    )
+    # the accuracies are the classifier's arg-max hits on the generated and the real eval clips
+    with torch.no_grad():
+        hits = {n: (classifier(generated_mels[n]).argmax(1) == i).float().mean().item()
+                for i, n in enumerate(names)}
+        held_out = (classifier(evaluation.mels).argmax(1) == evaluation.labels).float().mean().item()
+    assert report["classifier_accuracy_generated"] == pytest.approx(hits, abs=1e-6)
+    assert report["classifier_accuracy_real_heldout"] == pytest.approx(held_out, abs=1e-6)
+    # fad.md shows fad.json's numbers, row by row
+    rows = [line.split(" | ") for line in (exp / "fad.md").read_text().splitlines() if line.startswith("| ")]
+    by_class = {row[0][2:]: row for row in rows if row[0][2:] in names and len(row) == 5}
+    assert sorted(by_class) == sorted(names)
+    for name, row in by_class.items():
+        assert float(row[1]) == pytest.approx(report["fad"][name], abs=5e-4)
+        assert float(row[3]) == pytest.approx(report["classifier_accuracy_generated"][name], abs=5e-3)
+    matrix_rows = [row for row in rows if row[0][2:] in names and len(row) == len(names) + 1]
+    table = np.array([[float(v.strip(" |")) for v in row[1:]] for row in matrix_rows])
+    np.testing.assert_allclose(table, report["fad_matrix"], atol=5e-3)
+    average = next(row for row in rows if row[0] == "| **average**")
+    assert float(average[1].strip("*")) == pytest.approx(report["fad_average"], abs=5e-4)
 
-    # stage 3: the saved code maps are the autoencoder's codes of the stage-1 features
-    features = np.load(recipe / "exp" / "features" / "valid.npz", allow_pickle=False)["mels"]
+    # stage 3: the saved code maps hold, at every position, the codeword nearest to the encoder's latent
+    # (a brute-force search over the codebook, not the quantizer's own encode)
+    valid_mels = FoleyFeatures.load(recipe / "exp" / "features" / "valid.npz").mels
     model = MelVQVAE.from_pretrained(exp / "vqvae" / "model")
-    codes = np.load(exp / "codes" / "valid.npz", allow_pickle=False)["codes"]
-    assert codes.shape == (len(features), 10, 43)
-    np.testing.assert_array_equal(extract_code_maps(model, torch.from_numpy(features)).numpy(), codes)
+    codes = torch.from_numpy(np.load(exp / "codes" / "valid.npz", allow_pickle=False)["codes"]).long()
+    assert codes.shape == (len(valid_mels), 10, 43)
+    with torch.no_grad():
+        latent = model.encode_latent(valid_mels[:, None]).permute(0, 2, 3, 1).reshape(-1, 8).double()
+    distances = torch.cdist(latent, model.quantizer.layers[0].embed.double()) ** 2  # [positions, codes]
+    chosen = distances.gather(1, codes.reshape(-1, 1))[:, 0]
+    assert (chosen - distances.min(dim=1).values).max() <= 1e-4 * (1 + distances.min())
+    assert codes.unique().numel() > 1  # not one code everywhere
 
     # stage 8 and the bookkeeping: plot, stage times, and every model saved as safetensors
     assert (exp / "plots" / "generated_mels.png").stat().st_size > 1000
@@ -97,7 +161,7 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
         exp / "vqvae" / "model",
         exp / "prior" / "model",
         *(recipe / "exp").glob("vocoder_tiny_*/model"),
-        recipe / "exp" / "classifier" / "model",
+        classifiers[0] / "model",
     ):
         assert (model_dir / "model.safetensors").is_file()
     assert len(list((recipe / "exp").glob("vocoder_*"))) == 1

@@ -1,6 +1,7 @@
 """Tests for the HiFi-GAN generator, its official-checkpoint loader and its training losses."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -107,14 +108,18 @@ def _official(cfg: HiFiGANConfig, seed: int) -> _OfficialLayoutGenerator:
 
 
 @pytest.mark.parametrize("name", ["v1", "v2", "v3", "tiny"])
-def test_output_length_is_frames_times_256(name):
-    torch.manual_seed(0)
-    generator = HiFiGANGenerator(PRESETS[name]()).eval()
+def test_every_preset_equals_the_official_layout_reference(name, tmp_path):
+    cfg = PRESETS[name]()
+    ref = _official(cfg, seed=11).eval()
+    torch.save({"generator": ref.state_dict()}, tmp_path / "g")
+    generator = load_official_generator(tmp_path / "g", cfg)
+    mel = _mel(3)
     with torch.no_grad():
-        wav = generator(_mel(3))
+        wav, expected = generator(mel), ref(mel)
     assert generator.hop_length == 256
-    assert wav.shape == (1, 1, 768)
-    assert float(wav.abs().max()) <= 1.0
+    assert wav.shape == expected.shape == (1, 1, 768)
+    assert float(expected.std()) > 1e-3  # a signal, not a constant both could agree on
+    torch.testing.assert_close(wav, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_parameter_counts_match_the_paper():
@@ -163,6 +168,72 @@ def test_official_checkpoint_without_weight_norm_loads_folded(tmp_path):
     assert not parametrize.is_parametrized(generator.conv_in, "weight")
     with torch.no_grad():
         torch.testing.assert_close(generator(mel), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_restore_weight_norm_keeps_the_output_and_the_training_layout():
+    torch.manual_seed(12)
+    generator = HiFiGANGenerator(SMALL_V1).eval()
+    fresh_keys = set(generator.state_dict())
+    mel = _mel(4, seed=12)
+    with torch.no_grad():
+        before = generator(mel)
+        folded = generator.remove_weight_norm()
+        assert generator.restore_weight_norm() == folded == len(official_key_map(SMALL_V1))
+        torch.testing.assert_close(generator(mel), before, rtol=1e-5, atol=1e-6)
+    assert set(generator.state_dict()) == fresh_keys
+    g = generator.conv_in.parametrizations.weight.original0  # g = ||w|| per output channel, v = w
+    v = generator.conv_in.parametrizations.weight.original1
+    torch.testing.assert_close(g, v.norm(dim=(1, 2), keepdim=True))
+    assert generator.restore_weight_norm() == 0  # nothing left to restore
+
+
+def test_folded_official_checkpoint_imported_by_the_recipe_loads_in_stage_6(tmp_path):
+    from funcodec_lite.foley.recipe import main
+    from funcodec_lite.vocoders.hifigan_training import load_vocoder
+
+    ref = _official(SMALL_V3, seed=13).eval()
+    mel = _mel(4, seed=13)
+    with torch.no_grad():
+        expected = ref(mel)
+    for module in ref.modules():  # folded, as the official remove_weight_norm() leaves it
+        if hasattr(module, "weight_g"):
+            torch.nn.utils.remove_weight_norm(module)
+    torch.save({"generator": ref.state_dict()}, tmp_path / "g_plain")
+    official = {**dataclasses.asdict(SMALL_V3), "num_gpus": 0, "learning_rate": 0.0002}
+    (tmp_path / "config.json").write_text(json.dumps(official))
+    (tmp_path / "run.yaml").write_text("vocoder: tiny\n")
+    code = main(["vocoder", "--config", str(tmp_path / "run.yaml"), "--exp", str(tmp_path / "exp" / "run"),
+                 "--vocoder-exp", str(tmp_path / "vocoder"), "--classifier-exp", str(tmp_path / "classifier"),
+                 "--official-checkpoint", str(tmp_path / "g_plain"),
+                 "--official-config", str(tmp_path / "config.json")])
+    assert code == 0
+    vocoder = load_vocoder(tmp_path / "vocoder" / "model")  # as stage 6 loads it
+    with torch.no_grad():
+        torch.testing.assert_close(vocoder(mel), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_recipe_refuses_a_vocoder_whose_hop_differs_from_the_mel_hop(tmp_path, capsys):
+    from funcodec_lite.foley.recipe import main
+
+    hop_128 = {"upsample_rates": [8, 4, 4], "upsample_kernel_sizes": [16, 8, 8],
+               "upsample_initial_channel": 32, "resblock": "2", "resblock_kernel_sizes": [3],
+               "resblock_dilation_sizes": [[1, 3]]}
+    ref = _official(HiFiGANConfig(**hop_128), seed=14)
+    torch.save({"generator": ref.state_dict()}, tmp_path / "g")
+    (tmp_path / "config.json").write_text(json.dumps(hop_128))
+    (tmp_path / "run.yaml").write_text("vocoder: tiny\n")
+    common = ["--config", str(tmp_path / "run.yaml"), "--exp", str(tmp_path / "exp" / "run"),
+              "--vocoder-exp", str(tmp_path / "vocoder"), "--classifier-exp", str(tmp_path / "classifier")]
+    code = main(["vocoder", *common, "--official-checkpoint", str(tmp_path / "g"),
+                 "--official-config", str(tmp_path / "config.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "hop_length 128" in err and "mel front end's hop 256" in err
+    assert not (tmp_path / "vocoder").exists()
+    # training one is refused the same way, before any data is read
+    (tmp_path / "run.yaml").write_text(json.dumps({"vocoder": hop_128}))
+    assert main(["vocoder", *common]) == 2
+    assert "hop_length 128" in capsys.readouterr().err
 
 
 def test_loader_rejects_a_mismatched_config(tmp_path):

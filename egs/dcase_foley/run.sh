@@ -8,8 +8,9 @@
 #            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
 #         5 HiFi-GAN vocoder, 6 generate clips per class, 7 FAD + classifier accuracy, 8 spectrogram plots.
-# Outputs under exp/<config name>/ (the vocoder under exp/vocoder_<preset>_<settings hash>/, shared by
-# runs with the same vocoder settings);
+# Outputs under exp/<config name>/; the vocoder under exp/vocoder_<preset>_<hash>/ and the evaluation
+# classifier under exp/classifier_<hash>/, each shared by the runs with the same settings and training
+# data (the hash covers both; an imported --hifigan-checkpoint goes to exp/vocoder_official_<file hash>/);
 # logs in exp/<config name>/log/, stage times in exp/<config name>/log/stage_times.tsv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -47,11 +48,20 @@ done
 [ -f "$config" ] || { echo "run.sh: no config $config" >&2; exit 2; }
 name=$(basename "$config" .yaml)
 exp=exp/$name
-vocoder=exp/$(python -c "from funcodec_lite.foley.recipe_config import FoleyRunConfig as C; print(C.from_yaml('$config').vocoder_name)")
 mkdir -p "$exp/log"
 recipe="python -m funcodec_lite.foley.recipe"
 train=${launch:-$recipe}
-common=(--config "$config" --exp "$exp" --vocoder-exp "$vocoder")
+common=(--config "$config" --exp "$exp")
+vocoder=
+models=()
+
+keyed_dirs() {  # after stage 1: the vocoder and classifier dirs, keyed by their settings and training data
+  local dirs
+  dirs=$($recipe dirs "${common[@]}" ${hifigan_checkpoint:+--official-checkpoint "$hifigan_checkpoint"} \
+    ${hifigan_config:+--official-config "$hifigan_config"})
+  { read -r vocoder; read -r classifier; } <<< "$dirs"
+  models=(--vocoder-exp "$vocoder" --classifier-exp "$classifier")
+}
 
 run_stage() {  # run_stage N title command...: runs stage N if selected, logs it and records its time
   local n=$1 title=$2; shift 2
@@ -75,12 +85,12 @@ make_data() {
 
 vocoder_stage() {
   if [ -n "$hifigan_checkpoint" ]; then
-    $recipe vocoder "${common[@]}" --official-checkpoint "$hifigan_checkpoint" \
+    $recipe vocoder "${common[@]}" "${models[@]}" --official-checkpoint "$hifigan_checkpoint" \
       ${hifigan_config:+--official-config "$hifigan_config"}
   elif [ -f "$vocoder/model/model.safetensors" ] && [ "$stage" -lt 5 ]; then
     echo "reusing $vocoder (rerun with --stage 5 to retrain it)"
   else
-    $train vocoder "${common[@]}"
+    $train vocoder "${common[@]}" "${models[@]}"
   fi
 }
 
@@ -89,7 +99,8 @@ run_stage 1 "features" $recipe features
 run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}"
 run_stage 3 "code maps" $recipe codes "${common[@]}"
 run_stage 4 "train the prior" $train prior "${common[@]}"
+if [ "$stop_stage" -ge 5 ]; then keyed_dirs; fi
 run_stage 5 "vocoder" vocoder_stage
-run_stage 6 "generate" $recipe generate "${common[@]}"
-run_stage 7 "evaluate" $recipe evaluate "${common[@]}" ${vggish:+--vggish "$vggish"}
-run_stage 8 "plots" $recipe plot "${common[@]}"
+run_stage 6 "generate" $recipe generate "${common[@]}" "${models[@]}"
+run_stage 7 "evaluate" $recipe evaluate "${common[@]}" "${models[@]}" ${vggish:+--vggish "$vggish"}
+run_stage 8 "plots" $recipe plot "${common[@]}" "${models[@]}"

@@ -13,28 +13,16 @@ import torch
 
 from funcodec_lite.audio.io import load_audio, save_audio
 from funcodec_lite.foley.classifier import FoleyClassifier, accuracy, embed_features, train_classifier
-from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
-from funcodec_lite.foley.mel import FoleyMel, fit_length
+from funcodec_lite.foley.data import CHALLENGE_FOLDERS, FoleyFeatures, read_foley_data_dir
+from funcodec_lite.foley.mel import FoleyMel, check_vocoder, fit_length, recipe_front_end
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.vqvae import MelVQVAE
-from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig, sample_incremental
+from funcodec_lite.lm import PixelSNAIL, sample_incremental
 from funcodec_lite.metrics.fad import fad_matrix
 from funcodec_lite.metrics.vggish import embed_wav_files, load_vggish_weights
 from funcodec_lite.utils.atomic import atomic_path
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 from funcodec_lite.vocoders.hifigan_training import load_vocoder
-
-# DCASE 2023 Task 7 dev-set class folders -> the folder names the challenge's evaluator expects
-CHALLENGE_FOLDERS = {
-    "DogBark": "dog_bark",
-    "Footstep": "footstep",
-    "GunShot": "gunshot",
-    "Keyboard": "keyboard",
-    "MovingMotorVehicle": "moving_motor_vehicle",
-    "Rain": "rain",
-    "Sneeze_Cough": "sneeze_cough",
-}
-CLIP_SAMPLES = 88_200
 
 
 def output_folder(class_name: str) -> str:
@@ -43,16 +31,21 @@ def output_folder(class_name: str) -> str:
 
 
 def load_prior(directory: Path) -> PixelSNAIL:
-    state, config = load_model_dir(directory)
-    model = PixelSNAIL(PixelSNAILConfig(**config))
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    """A PixelSNAIL model directory, in eval mode."""
+    return load_model_dir(directory, PixelSNAIL.model_kind)
 
 
 @torch.no_grad()
 def stage_generate(args: argparse.Namespace) -> None:
-    """6: ``clips_per_class`` clips per class: sample code maps, decode mels, vocode, write 16-bit wavs."""
+    """6: ``clips_per_class`` clips per class: sample code maps, decode mels, vocode, write 16-bit wavs.
+
+    The clips have the mel front end's rate and length (`recipe_front_end`: 22,050 Hz, 88,200 samples).
+
+    Raises:
+        ValueError: the vocoder's hop or input bands differ from the mel front end's.
+    """
     config = FoleyRunConfig.from_yaml(args.config).generate
+    mel_config = recipe_front_end().config
     # one position per step is too little work to split across threads: extra CPU threads only add
     # synchronisation (3-10x slower sampling measured on 2 busy cores)
     torch.set_num_threads(1)
@@ -63,6 +56,7 @@ def stage_generate(args: argparse.Namespace) -> None:
         MelVQVAE.from_pretrained(args.exp / "vqvae" / "model"),
     )
     vocoder = load_vocoder(args.vocoder_exp / "model")
+    check_vocoder(mel_config, vocoder.hop_length, vocoder.config.num_mels, str(args.vocoder_exp))
     out_root = args.exp / "generated"
     generator = torch.Generator().manual_seed(config.seed)
     timing = {"sample": 0.0, "decode": 0.0, "vocode": 0.0}
@@ -80,9 +74,9 @@ def stage_generate(args: argparse.Namespace) -> None:
             timing["sample"] += t1 - t0
             timing["decode"] += t2 - t1
             timing["vocode"] += time.perf_counter() - t2
-            wavs = fit_length(wavs, CLIP_SAMPLES)  # 344 frames x 256 = 88,064 samples, padded
+            wavs = fit_length(wavs, mel_config.num_samples)  # 344 frames x 256 = 88,064 samples, padded
             for k, wav in enumerate(wavs):
-                save_audio(folder / f"{start + k:03d}.wav", wav, 22050, "PCM_16")
+                save_audio(folder / f"{start + k:03d}.wav", wav, mel_config.sample_rate, "PCM_16")
         print(f"{name}: {config.clips_per_class} clips -> {folder}")
     _write_json(args.exp / "generated" / "timing.json", timing)
 
@@ -107,40 +101,42 @@ def _mels_of(paths: list[Path], mel: FoleyMel) -> torch.Tensor:
 
 
 def _classifier(args: argparse.Namespace, config: FoleyRunConfig, train: FoleyFeatures) -> FoleyClassifier:
-    """The recipe's classifier, trained on the real training clips once and reused by every run."""
-    from funcodec_lite.foley.classifier import ClassifierConfig
-
+    """The recipe's classifier, trained on the real training clips once and reused by every run with the
+    same classifier settings and training data (``--classifier-exp`` defaults to a directory keyed by
+    both, see `funcodec_lite.foley.recipe.keyed_model_dirs`)."""
     directory = args.classifier_exp / "model"
     if (directory / "model.safetensors").is_file():
-        state, saved = load_model_dir(directory)
-        model = FoleyClassifier(
-            ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-        )
-        model.load_state_dict(state, strict=True)
-        return model.eval()
-    classifier_config = config.classifier
-    classifier_config.num_classes = len(train.class_names)
+        return load_model_dir(directory, FoleyClassifier.model_kind)
+    classifier_config = dataclasses.replace(config.classifier, num_classes=len(train.class_names))
     with torch.enable_grad():  # stage_evaluate runs under no_grad
-        model = train_classifier(train.mels, train.labels, classifier_config, seed=0)
-    save_model_dir(
-        directory,
-        model,
-        dataclasses.asdict(classifier_config),
-    )
+        model = train_classifier(train.mels, train.labels, classifier_config, seed=0,
+                                 provenance={"data": str(args.features / "train.npz"),
+                                             "clips": len(train.utt_ids)})
+    save_model_dir(directory, model, {"data": str(args.features / "train.npz"), "clips": len(train.utt_ids)})
     return model
 
 
 @torch.no_grad()
 def stage_evaluate(args: argparse.Namespace) -> None:
-    """7: FAD per class (generated vs real evaluation clips) and the classifier's accuracy on generations."""
+    """7: FAD per class (generated vs real evaluation clips) and the classifier's accuracy on generations.
+
+    Without an eval split (no ``--eval-root`` at stage 0) the real reference is the valid split (held
+    out of every model's training, but a tenth of the dev set): a line says so, and fad.json
+    (``"reference": "valid"``, ``"reference_note"``) and fad.md record it.
+    """
     config = FoleyRunConfig.from_yaml(args.config)
     train = FoleyFeatures.load(args.features / "train.npz")
     reference_split = "eval" if (args.features / "eval.npz").is_file() else "valid"
+    note = None
+    if reference_split == "valid":
+        note = (f"no eval split ({args.features / 'eval.npz'}): FAD and held-out accuracy use the valid "
+                "split (dev-set clips held out of training), not the challenge's evaluation set")
+        print(f"evaluate: {note}")
     reference = FoleyFeatures.load(args.features / f"{reference_split}.npz")
     names = train.class_names
     classifier = _classifier(args, config, train)
     files = generated_files(args.exp, names)
-    mel = FoleyMel()
+    mel = recipe_front_end()
     generated = {name: _mels_of(files[name], mel) for name in names}
     held_out = accuracy(classifier, reference.mels, reference.labels)
     # the same real clips through the autoencoder (encode, decode): what the prior can at best reproduce
@@ -186,6 +182,7 @@ def stage_evaluate(args: argparse.Namespace) -> None:
     report = {
         "embedding": embedding,
         "reference": reference_split,
+        **({"reference_note": note} if note else {}),
         "fad": {name: matrix.get(name, name) for name in names},
         "fad_average": float(np.mean([matrix.get(name, name) for name in names])),
         "matched_is_nearest": matched,
@@ -205,6 +202,7 @@ def write_fad_table(path: Path, report: dict, names: list[str]) -> None:
     """Markdown: per-class FAD, the nearest-class check and classifier accuracy, then the FAD matrix."""
     lines = [
         f"FAD embedding: {report['embedding']}; reference: real {report['reference']} clips.",
+        *([f"Note: {report['reference_note']}."] if report.get("reference_note") else []),
         "",
         "| class | FAD | nearest real class is its own | classifier accuracy "
         "| accuracy on autoencoded real clips |",
@@ -243,7 +241,7 @@ def stage_plot(args: argparse.Namespace) -> None:
     with np.load(args.exp / "codes" / "train.npz", allow_pickle=False) as archive:
         names = archive["class_names"].tolist()
     files = generated_files(args.exp, names)
-    columns, mel = 4, FoleyMel()
+    columns, mel = 4, recipe_front_end()
     figure = Figure(figsize=(3 * columns, 1.6 * len(names)))
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(names), columns, squeeze=False)

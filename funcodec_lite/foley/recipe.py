@@ -8,7 +8,7 @@ and overwrites its own outputs, so any stage can be rerun alone.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -16,18 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from funcodec_lite.audio.io import load_audio
 from funcodec_lite.data.kaldi import DataDirError
 from funcodec_lite.foley.data import (
+    FoleyClip,
     FoleyDataError,
     FoleyFeatures,
     extract_features,
+    load_clips,
+    match_class_names,
     read_foley_data_dir,
     scan_class_folders,
     split_clips,
     write_foley_data_dir,
 )
-from funcodec_lite.foley.mel import FoleyMel, fit_length
+from funcodec_lite.foley.mel import check_vocoder, recipe_front_end
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.training import extract_code_maps, prior_nll, train_prior, train_vqvae, vqvae_error
 from funcodec_lite.foley.vqvae import MelVQVAE
@@ -46,7 +48,11 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def stage_data(args: argparse.Namespace) -> None:
-    """0: Kaldi data dirs (wav.scp, utt2class): train/valid from the dev set, eval from the eval set."""
+    """0: Kaldi data dirs (wav.scp, utt2class): train/valid from the dev set, eval from the eval set.
+
+    The eval set's class folders may use the challenge's snake_case names (``dog_bark``): its utt2class
+    holds the dev set's class names (``DogBark``).
+    """
     clips = scan_class_folders(args.dev_root)
     train, valid = split_clips(clips, args.valid_fraction, args.seed)
     write_foley_data_dir(args.data / "train", train)
@@ -54,6 +60,8 @@ def stage_data(args: argparse.Namespace) -> None:
     counts = {"train": len(train), "valid": len(valid)}
     if args.eval_root:
         evaluation = scan_class_folders(args.eval_root)
+        names = match_class_names({c.class_name for c in evaluation}, sorted({c.class_name for c in clips}))
+        evaluation = [FoleyClip(c.utt_id, c.path, names[c.class_name]) for c in evaluation]
         write_foley_data_dir(args.data / "eval", evaluation)
         counts["eval"] = len(evaluation)
     print("data dirs: " + ", ".join(f"{k} {v} clips" for k, v in counts.items()))
@@ -61,7 +69,7 @@ def stage_data(args: argparse.Namespace) -> None:
 
 def stage_features(args: argparse.Namespace) -> None:
     """1: the baseline's log-mel (80 x 344) of every clip, one .npz per split."""
-    mel = FoleyMel()
+    mel = recipe_front_end()
     class_names = sorted({c.class_name for c in read_foley_data_dir(args.data / "train")})
     for split in SPLITS:
         if not (args.data / split / "wav.scp").is_file():
@@ -82,7 +90,8 @@ def stage_vqvae(args: argparse.Namespace) -> None:
     """2: train the mel VQ-VAE / RVQ-VAE; reports held-out reconstruction error and codebook use."""
     config = FoleyRunConfig.from_yaml(args.config)
     train = _features(args, "train")
-    model = train_vqvae(config.vqvae, train.mels, config.vqvae_train, args.exp / "vqvae")
+    model = train_vqvae(config.vqvae, train.mels, config.vqvae_train, args.exp / "vqvae", resume=args.resume,
+                        provenance={"data": str(args.features / "train.npz"), "clips": len(train.utt_ids)})
     report = {
         "parameters": count_parameters(model),
         "code_map": list(config.vqvae.code_map_shape),
@@ -126,7 +135,9 @@ def stage_prior(args: argparse.Namespace) -> None:
     config = FoleyRunConfig.from_yaml(args.config)
     codes, labels, class_names = load_code_maps(args.exp / "codes" / "train.npz")
     prior_config = config.prior_config(len(class_names))
-    model = train_prior(prior_config, codes, labels, config.prior_train, args.exp / "prior")
+    model = train_prior(prior_config, codes, labels, config.prior_train, args.exp / "prior",
+                        resume=args.resume,
+                        provenance={"data": str(args.exp / "codes" / "train.npz"), "clips": len(codes)})
     valid_codes, valid_labels, _ = load_code_maps(args.exp / "codes" / "valid.npz")
     report = {
         "parameters": count_parameters(model),
@@ -138,31 +149,79 @@ def stage_prior(args: argparse.Namespace) -> None:
 
 
 def stage_vocoder(args: argparse.Namespace) -> None:
-    """5: train HiFi-GAN on the training clips (or import an official generator checkpoint)."""
+    """5: train HiFi-GAN on the training clips (or import an official generator checkpoint).
+
+    Raises:
+        ValueError: the vocoder's hop or input bands differ from the mel front end's.
+    """
     from funcodec_lite.utils.weights import save_model_dir
     from funcodec_lite.vocoders.hifigan import HiFiGANConfig, load_official_generator
 
     config = FoleyRunConfig.from_yaml(args.config)
+    mel_config = recipe_front_end().config
     if args.official_checkpoint:
         vocoder_config = (
             HiFiGANConfig.from_official(json.loads(Path(args.official_config).read_text()))
             if args.official_config
             else config.vocoder_config()
         )
+        check_vocoder(
+            mel_config, vocoder_config.hop_length, vocoder_config.num_mels, str(args.official_checkpoint)
+        )
         model = load_official_generator(args.official_checkpoint, vocoder_config)
-        save_model_dir(args.vocoder_exp / "model", model, dataclasses.asdict(vocoder_config))
+        # a checkpoint saved after remove_weight_norm loads folded; stage 6 rebuilds a weight-normed
+        # generator and loads strictly, so save the weight-normed layout (same function)
+        model.restore_weight_norm()
+        save_model_dir(args.vocoder_exp / "model", model, {"imported_from": str(args.official_checkpoint)})
         print(f"imported {args.official_checkpoint} -> {args.vocoder_exp / 'model'}")
         return
+    vocoder_config = config.vocoder_config()
+    check_vocoder(mel_config, vocoder_config.hop_length, vocoder_config.num_mels, f"vocoder {config.vocoder}")
     train = _features(args, "train")
     clips = {c.utt_id: c for c in read_foley_data_dir(args.data / "train")}
-    rate, length = FoleyMel().config.sample_rate, FoleyMel().config.num_samples
-    wavs = torch.stack(
-        [fit_length(load_audio(clips[u].path, rate, channels=1)[0][0], length) for u in train.utt_ids]
-    )
+    wavs = load_clips([clips[u].path for u in train.utt_ids], mel_config)
     model = train_vocoder(
-        config.vocoder_config(), train.mels, wavs, config.vocoder_train, args.vocoder_exp, config.vocoder_loss
+        vocoder_config, train.mels, wavs, config.vocoder_train, args.vocoder_exp, config.vocoder_loss,
+        resume=args.resume, provenance={"data": str(args.features / "train.npz"), "clips": len(wavs)},
     )
     write_json(args.vocoder_exp / "info.json", {"parameters": count_parameters(model)})
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def keyed_model_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(vocoder dir, classifier dir) under ``exp/`` (the parent of ``--exp``), keyed by settings and data.
+
+    ``exp/vocoder_<preset>_<hash>`` and ``exp/classifier_<hash>`` hash the model's settings and the
+    content of the training features (`FoleyFeatures.digest`), so a run never reuses a model trained
+    on other data or with other settings; an imported official vocoder is keyed by the checkpoint's and
+    its config's bytes instead (``exp/vocoder_official_<hash>``).
+    """
+    if args.config is None or args.exp is None:
+        raise ValueError("give --config and --exp (the model directories are keyed by the run's settings)")
+    config = FoleyRunConfig.from_yaml(args.config)
+    root = args.exp.parent
+    data_key = _features(args, "train").digest()
+    if args.official_checkpoint:
+        files = [args.official_checkpoint, *([args.official_config] if args.official_config else [])]
+        key = hashlib.sha256("".join(file_digest(f) for f in files).encode()).hexdigest()[:8]
+        vocoder = root / f"vocoder_official_{key}"
+    else:
+        vocoder = root / config.vocoder_name(data_key)
+    return vocoder, root / config.classifier_name(data_key)
+
+
+def stage_dirs(args: argparse.Namespace) -> None:
+    """Not a stage: prints the keyed vocoder and classifier directories (one a line) for run.sh."""
+    vocoder, classifier = keyed_model_dirs(args)
+    print(f"{vocoder}\n{classifier}")
 
 
 STAGES = {
@@ -173,19 +232,28 @@ STAGES = {
     "prior": stage_prior,
     "vocoder": stage_vocoder,
 }
+KEYED_STAGES = ("vocoder", "generate", "evaluate", "plot")  # read --vocoder-exp / --classifier-exp
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m funcodec_lite.foley.recipe", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("stage", choices=[*STAGES, "generate", "evaluate", "plot"])
+    parser.add_argument(
+        "stage",
+        choices=[*STAGES, "generate", "evaluate", "plot", "dirs"],
+        help="a stage, or dirs: print the keyed vocoder and classifier directories",
+    )
     parser.add_argument("--config", type=Path, help="conf/<run>.yaml")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--features", type=Path, default=Path("exp/features"))
     parser.add_argument("--exp", type=Path, help="exp/<run>")
-    parser.add_argument("--vocoder-exp", type=Path, help="exp/vocoder_<name>")
-    parser.add_argument("--classifier-exp", type=Path, default=Path("exp/classifier"))
+    parser.add_argument(
+        "--vocoder-exp", type=Path, help="default: exp/vocoder_<preset>_<hash of its settings and data>"
+    )
+    parser.add_argument(
+        "--classifier-exp", type=Path, help="default: exp/classifier_<hash of its settings and data>"
+    )
     parser.add_argument("--dev-root", type=Path, help="DCASEFoleySoundSynthesisDevSet folder")
     parser.add_argument("--eval-root", type=Path, help="evaluation set folder (<Class>/*.wav)")
     parser.add_argument("--valid-fraction", type=float, default=0.1)
@@ -195,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--official-config", help="its config.json (default: the run's vocoder preset)")
     parser.add_argument("--vggish", help="VGGish weights (.pth/.safetensors) for challenge-style FAD")
+    parser.add_argument("--resume", action="store_true",
+                        help="training stages: continue from the newest checkpoint of the stage's exp dir")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -208,8 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         "generate": generation.stage_generate,
         "evaluate": generation.stage_evaluate,
         "plot": generation.stage_plot,
+        "dirs": stage_dirs,
     }
     try:
+        if args.stage in KEYED_STAGES and (args.vocoder_exp is None or args.classifier_exp is None):
+            vocoder, classifier = keyed_model_dirs(args)
+            args.vocoder_exp = args.vocoder_exp or vocoder
+            args.classifier_exp = args.classifier_exp or classifier
         stages[args.stage](args)
     except (ConfigError, DataDirError, FoleyDataError, FileNotFoundError, ValueError) as error:
         if args.debug:

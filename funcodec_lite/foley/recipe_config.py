@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from funcodec_lite.foley.classifier import ClassifierConfig
-from funcodec_lite.foley.training import LoopConfig
 from funcodec_lite.foley.vqvae import MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAILConfig
+from funcodec_lite.train.engine import LoopConfig
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 from funcodec_lite.vocoders.hifigan import PRESETS as VOCODER_PRESETS
 from funcodec_lite.vocoders.hifigan import HiFiGANConfig
@@ -31,7 +31,14 @@ class GenerateConfig:
 
 @dataclass
 class FoleyRunConfig:
-    """A run of the recipe (``conf/<run>.yaml``); every section is optional and defaults to the baseline.
+    """A run of the recipe (``conf/<run>.yaml``); every section is optional.
+
+    A missing section takes the defaults below. Those of the models are the baseline's (its VQ-VAE,
+    its PixelSNAIL, HiFi-GAN V1 with MPD + MSD), but the training lengths are not: 200,000 VQ-VAE
+    steps (the baseline's 800 epochs are 242,500), 500,000 prior steps (baseline 454,000) and 2,000
+    vocoder steps (``conf/baseline_vq.yaml``: 500,000); the classifier (the recipe's own, not the
+    baseline's) has a 128-d embedding (the baseline configs use 64). ``conf/baseline_vq.yaml`` spells
+    out the baseline's settings.
 
     Sections: ``vqvae`` (MelVQVAEConfig fields), ``vqvae_train`` (LoopConfig), ``prior``
     (PixelSNAILConfig fields except height, width, n_codes and n_classes, which come from the
@@ -96,14 +103,25 @@ class FoleyRunConfig:
             return VOCODER_PRESETS[self.vocoder]()
         return HiFiGANConfig(**self.vocoder)
 
-    @property
-    def vocoder_name(self) -> str:
-        """Directory name of the vocoder experiment: runs share a trained vocoder exactly when its
-        generator, training and loss settings are the same (``vocoder_<preset>_<hash of the settings>``)."""
+    def vocoder_name(self, data_key: str) -> str:
+        """Directory name of the vocoder experiment, ``vocoder_<preset>_<hash>``: runs share a trained
+        vocoder exactly when its generator, training and loss settings and its training data (``data_key``,
+        e.g. `FoleyFeatures.digest` of the training features) are the same."""
         settings = {"vocoder": self.vocoder, "train": dataclasses.asdict(self.vocoder_train),
                     "loss": dataclasses.asdict(self.vocoder_loss)}
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-        return f"vocoder_{self.vocoder if isinstance(self.vocoder, str) else 'custom'}_{digest}"
+        preset = self.vocoder if isinstance(self.vocoder, str) else "custom"
+        return f"vocoder_{preset}_{settings_digest(settings, data_key)}"
+
+    def classifier_name(self, data_key: str) -> str:
+        """Directory name of the evaluation classifier, ``classifier_<hash>``: runs share one exactly when
+        its settings and its training data (``data_key``) are the same."""
+        return f"classifier_{settings_digest(dataclasses.asdict(self.classifier), data_key)}"
+
+
+def settings_digest(settings: dict, data_key: str) -> str:
+    """8 hex digits of sha256 over JSON ``settings`` and a training-data key."""
+    text = json.dumps({"settings": settings, "data": data_key}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _tuples(data: dict) -> dict:

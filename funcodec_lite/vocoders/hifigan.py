@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrizations, parametrize
 
 from funcodec_lite.modules.conv import apply_norm, fold_weight_norm
 
@@ -183,6 +184,9 @@ class HiFiGANGenerator(nn.Module):
         config: settings; None means V1.
     """
 
+    model_kind = "hifigan"  # its kind in model directories (funcodec_lite.utils.weights)
+    config_class = HiFiGANConfig
+
     def __init__(self, config: HiFiGANConfig | None = None):
         super().__init__()
         self.config = cfg = config or hifigan_v1()
@@ -221,6 +225,23 @@ class HiFiGANGenerator(nn.Module):
         """
         with torch.enable_grad():
             return fold_weight_norm(self)
+
+    def restore_weight_norm(self) -> int:
+        """Re-parametrises every folded conv weight w as weight norm with g = ||w||, v = w; returns how many.
+
+        The inverse of `remove_weight_norm`: the function is unchanged (up to float rounding), and the
+        state dict gets the weight-normed layout that a freshly built generator (training,
+        ``load_vocoder``) expects. Convs that still have weight norm are left alone.
+        """
+        restored = 0
+        with torch.enable_grad():
+            for module in self.modules():
+                if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)) and not parametrize.is_parametrized(
+                    module, "weight"
+                ):
+                    parametrizations.weight_norm(module)  # dim 0, as `apply_norm` and the official code
+                    restored += 1
+        return restored
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +311,8 @@ def load_official_generator(path: str | os.PathLike, config: HiFiGANConfig | Non
         map_location: device to load onto.
 
     Returns:
-        HiFiGANGenerator: in eval mode; weight norm kept if the checkpoint has it, folded otherwise.
+        HiFiGANGenerator: in eval mode; weight norm kept if the checkpoint has it, folded otherwise
+        (call `HiFiGANGenerator.restore_weight_norm` before saving it as a model directory).
     """
     config = config or hifigan_v1()
     checkpoint = torch.load(path, map_location=map_location, weights_only=True)
