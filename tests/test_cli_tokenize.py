@@ -11,7 +11,7 @@ import soundfile as sf
 from tiny_models import save_codec, speechlike, tiny_config
 
 from funcodec_lite.cli import main
-from funcodec_lite.codec.loading import load_model
+from funcodec_lite.codec.loading import load_model, model_id
 from funcodec_lite.inference.filecoding import encode_file
 from funcodec_lite.inference.tokens import load_tokens
 
@@ -84,16 +84,23 @@ def test_shards_split_the_work_and_workers_give_the_same_tokens(corpus, tmp_path
         assert np.array_equal(load_tokens(out / name).codes, load_tokens(alone / name).codes)
 
 
-def test_tokens_of_another_model_are_not_skipped_silently(corpus, tmp_path, capsys):
+def test_tokens_of_another_model_are_redone_and_logged(corpus, tmp_path, capsys):
     root, model, scp = corpus
     other = save_codec(tmp_path / "other", tiny_config(), seed=5)
-    out = tmp_path / "tokens"
+    out, fresh = tmp_path / "tokens", tmp_path / "fresh"
     main(["tokenize", "--scp", str(scp), "--out-dir", str(out), "--model", str(other), "-q"])
     capsys.readouterr()
     assert main(["tokenize", "--scp", str(scp), "--out-dir", str(out), "--model", str(model), "-q"]) == 2
     stdout, _ = capsys.readouterr()
-    assert "0 ok, 0 skipped, 8 failed" in stdout
-    assert "was made by model" in (out / "log" / "tokenize.log").read_text()
+    assert "6 ok, 0 skipped, 2 failed" in stdout and "6 redone" in stdout  # the bad files fail again
+    log = (out / "log" / "tokenize.log").read_text()
+    assert log.count("\tredo\t") == 6 and "was made by model" in log
+    main(["tokenize", "--scp", str(scp), "--out-dir", str(fresh), "--model", str(model), "-q"])
+    ours = load_model(model)
+    for i in range(6):
+        redone = load_tokens(out / f"utt{i}.npz")
+        assert redone.model_id == model_id(ours)
+        assert np.array_equal(redone.codes, load_tokens(fresh / f"utt{i}.npz").codes)
 
 
 def test_bad_scp_fails_cleanly(tmp_path, capsys, corpus):

@@ -20,9 +20,11 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         raise UsageError(f"--n-q must be in 1..{codec.n_q}, got {args.n_q}")
     summary = tokenize_scp(codec, args.scp, args.out_dir, n_q=args.n_q, num_workers=args.num_workers,
                            shard=shard, chunk=chunk_config(args), progress=None if not args.quiet else False)
+    redone = f", {summary.redone} redone (token files of another model)" if summary.redone else ""
     speed = summary.audio_seconds / summary.seconds if summary.seconds > 0 else 0.0
     print(f"codec tokenize: shard {shard.rank}/{shard.world}: {summary.ok} ok, {summary.skipped} skipped, "
-          f"{len(summary.failed)} failed in {summary.seconds:.1f} s ({speed:.1f}x real time); "
+          f"{len(summary.failed)} failed in {summary.seconds:.1f} s ({speed:.1f}x real time)"
+          f"{redone}; "
           f"log {summary.log}")
     for utt, reason in list(summary.failed.items())[:10]:
         print(f"codec tokenize: failed: {utt}: {reason}", file=sys.stderr)

@@ -13,11 +13,11 @@ from tqdm import tqdm
 from funcodec_lite.audio.blocks import AUDIO_EXTENSIONS
 from funcodec_lite.audio.io import load_audio, resample
 from funcodec_lite.audio.spectral import mel_distance
-from funcodec_lite.codec.loading import model_id
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.inference.filecoding import check_tokens, model_length
-from funcodec_lite.inference.tokens import TokenFile, load_tokens, read_model_id, save_tokens
+from funcodec_lite.inference.tokens import load_tokens
+from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 from funcodec_lite.metrics import QualityScores, average_scores, score_pair, si_snr
 
 
@@ -26,33 +26,19 @@ def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> A
     return AudioDataset(data_dir, config, train=False)
 
 
-@torch.no_grad()
-def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: int | None = None,
-                 max_seconds: float | None = None) -> int:
-    """Encodes every utterance of a data directory to ``out_dir/<utt>.npz`` (the token format of
-    ``funcodec_lite.inference.tokens``, one stream at the model's rate and channel count).
+def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: int | None = None) -> int:
+    """Encodes every utterance of a data directory to ``out_dir/<utt>.npz``: the dataset tokenization job
+    (`funcodec_lite.jobs.tokenize.tokenize_scp`) on its ``wav.scp``, with its rule for existing files
+    (this model's: skipped; another model's: redone). Returns the number written.
 
-    Files already written by this model are skipped, so an interrupted run resumes; files of another
-    model (e.g. an earlier checkpoint of a run that has since trained on) are rewritten. Returns the number
-    written.
+    Raises:
+        ValueError: some utterances could not be tokenized (the log in ``out_dir/log/`` says why).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = _dataset(codec, data_dir, max_seconds)
-    ours = model_id(codec)
-    written = 0
-    for index in tqdm(range(len(dataset)), desc="tokenize", dynamic_ncols=True):
-        item = dataset[index]
-        target = out_dir / f"{item.utt_id}.npz"
-        if not hasattr(item, "wav") or (target.exists() and read_model_id(target) == ours):
-            continue
-        codes = codec.encode(item.wav[None, :, : item.length], n_q=n_q)
-        save_tokens(target, TokenFile(
-            codes=codes.cpu().numpy().astype(np.int16), sample_rate=codec.sample_rate,
-            num_samples=item.length, num_channels=codec.channels, frame_rate=codec.frame_rate,
-            codebook_size=codec.codebook_size, model_id=ours))
-        written += 1
-    return written
+    summary = tokenize_scp(codec, Path(data_dir) / "wav.scp", out_dir, n_q=n_q, shard=Shard(0, 1))
+    if summary.failed:
+        raise ValueError(f"{len(summary.failed)} utterance(s) of {data_dir} could not be tokenized; "
+                         f"see {summary.log}")
+    return summary.ok
 
 
 @torch.no_grad()

@@ -127,10 +127,12 @@ def _single(item):
 
 @dataclass
 class TokenizeSummary:
-    """Counts of one run; ``failed`` maps utterance ids to reasons."""
+    """Counts of one run; ``failed`` maps utterance ids to reasons; ``redone`` counts token files of
+    another model that were rewritten (they are in ``ok`` too)."""
 
     ok: int = 0
     skipped: int = 0
+    redone: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
     seconds: float = 0.0
@@ -153,7 +155,9 @@ def tokenize_scp(codec: Codec, scp: str | os.PathLike, out_dir: str | os.PathLik
         progress: show a progress bar (None: when stderr is a terminal).
 
     Returns:
-        the counts; existing token files of another model count as failed.
+        the counts. The one rule for existing token files: a file of this model is skipped (a rerun
+        resumes); a file of another model (an earlier checkpoint, another codec) is redone, and the log
+        says so.
     """
     shard = shard or Shard.from_env()
     out = Path(out_dir)
@@ -167,15 +171,19 @@ def tokenize_scp(codec: Codec, scp: str | os.PathLike, out_dir: str | os.PathLik
                   f"model {ours}\n")
         todo = []
         for utt, path in items:
-            problem = _check_existing(out, utt, ours)
-            if problem is None:
-                todo.append((utt, path))
-            elif problem == "":
+            state = _existing(out, utt, ours)
+            if state == "done":
                 summary.skipped += 1
                 log.write(f"{utt}\tskipped\ttoken file exists\n")
+            elif state in ("new", "redo"):
+                todo.append((utt, path))
+                if state == "redo":
+                    summary.redone += 1
+                    log.write(f"{utt}\tredo\t{out / (utt + '.npz')} was made by model "
+                              f"{read_model_id(out / (utt + '.npz')) or 'unknown'}, not {ours}\n")
             else:
-                summary.failed[utt] = problem
-                log.write(f"{utt}\tfailed\t{problem}\n")
+                summary.failed[utt] = state
+                log.write(f"{utt}\tfailed\t{state}\n")
         bar = tqdm(total=len(todo), desc=f"tokenize {shard.rank}/{shard.world}", dynamic_ncols=True,
                    disable=(not sys.stderr.isatty()) if progress is None else not progress)
         for item in _load(todo, codec.sample_rate, num_workers):
@@ -195,23 +203,20 @@ def tokenize_scp(codec: Codec, scp: str | os.PathLike, out_dir: str | os.PathLik
             bar.update(1)
         bar.close()
         summary.seconds = time.perf_counter() - start
-        log.write(f"# summary: {summary.ok} ok, {summary.skipped} skipped, {len(summary.failed)} failed, "
-                  f"{summary.seconds:.1f} s\n")
+        log.write(f"# summary: {summary.ok} ok ({summary.redone} redone), {summary.skipped} skipped, "
+                  f"{len(summary.failed)} failed, {summary.seconds:.1f} s\n")
     return summary
 
 
-def _check_existing(out: Path, utt: str, ours: str) -> str | None:
-    """None: to do; "": done already; otherwise why the utterance cannot be tokenized."""
+def _existing(out: Path, utt: str, ours: str) -> str:
+    """``new`` (no token file), ``done`` (a file of this model), ``redo`` (a file of another model), or
+    why the utterance cannot be tokenized."""
     if not utt or "/" in utt or utt.startswith("."):
         return f"utterance id {utt!r} cannot be used as a file name"
     target = out / f"{utt}.npz"
     if not target.exists():
-        return None
-    theirs = read_model_id(target)
-    if theirs != ours:
-        return (f"{target} exists but was made by model {theirs or 'unknown'}, not {ours}; "
-                "remove it or use another --out-dir")
-    return ""
+        return "new"
+    return "done" if read_model_id(target) == ours else "redo"
 
 
 def _load(items: list[tuple[str, str]], sample_rate: int, num_workers: int) -> Iterator[_Loaded]:
