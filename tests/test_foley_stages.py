@@ -8,10 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from funcodec_lite.foley import generation
-from funcodec_lite.foley.data import FoleyFeatures
+from funcodec_lite.foley.data import (
+    CHALLENGE_FOLDERS,
+    FoleyClip,
+    FoleyDataError,
+    FoleyFeatures,
+    extract_features,
+    match_class_names,
+    read_foley_data_dir,
+)
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.foley.recipe import main
 
@@ -88,6 +97,21 @@ def test_snake_case_eval_folders_get_the_training_class_names(recipe):
     assert evaluation.class_names == train.class_names == ["DogBark", "Rain"]
     assert evaluation.utt_ids == ["dog_bark-0000", "dog_bark-0001", "rain-0000", "rain-0001"]
     assert evaluation.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_features_of_a_data_dir_with_challenge_folder_names_get_training_labels(recipe):
+    clips = [FoleyClip(c.utt_id, c.path, CHALLENGE_FOLDERS[c.class_name])
+             for c in read_foley_data_dir(recipe / "data" / "eval")]
+    assert [c.class_name for c in clips] == ["dog_bark", "dog_bark", "rain", "rain"]
+    features = extract_features(clips, ["DogBark", "Rain"], FoleyMel())
+    assert features.labels.tolist() == [0, 0, 1, 1]
+    torch.testing.assert_close(features.mels, FoleyFeatures.load(recipe / "features" / "eval.npz").mels)
+    dcase = sorted(CHALLENGE_FOLDERS)
+    assert match_class_names(["sneeze_cough", "gunshot", "Moving-Motor Vehicle", "Rain"], dcase) == {
+        "sneeze_cough": "Sneeze_Cough", "gunshot": "GunShot", "Moving-Motor Vehicle": "MovingMotorVehicle",
+        "Rain": "Rain"}
+    with pytest.raises(FoleyDataError, match="'dog'"):
+        match_class_names(["dog"], dcase)
 
 
 def test_an_eval_class_the_dev_set_lacks_is_one_line_at_stage_0(recipe, tmp_path, capsys):
