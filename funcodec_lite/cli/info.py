@@ -11,6 +11,7 @@ from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, res
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.utils.profile import count_parameters
+from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
 
 
 def token_info(path: str | Path) -> dict:
@@ -27,15 +28,24 @@ def token_info(path: str | Path) -> dict:
 
 
 def model_info(path: str | Path) -> dict:
-    """Description of a model directory (loads the model on the CPU)."""
-    directory = resolve_model_dir(path)
+    """Description of a model directory of any kind (loads the model on the CPU), with its provenance."""
+    directory = resolve_model_dir(path) if str(path) == DEFAULT_MODEL else Path(path)
+    kind, _ = read_model_config(directory)
+    provenance = read_provenance(directory)
+    made = {key: provenance[key] for key in ("steps", "train_minutes", "data", "code_version")
+            if key in provenance}
+    if kind != Codec.model_kind:
+        model = load_model_dir(directory)
+        return {"directory": str(directory), "kind": "model", "model_kind": kind,
+                "parameters": count_parameters(model), **made}
+    directory = resolve_model_dir(directory)
     codec: Codec = load_model(directory, fold=False)
     bits = math.log2(codec.codebook_size)
     config = codec.config
     causal = bool(getattr(config.model, "causal", False))
     return {
-        "directory": str(directory), "kind": "model", "model_id": model_id(codec),
-        "name": config.name or None,
+        "directory": str(directory), "kind": "model", "model_kind": kind, "model_id": model_id(codec),
+        **({"name": config.name} if config.name else {}),
         "arch": config.arch, "domain": config.domain, "causal": causal, "sample_rate": codec.sample_rate,
         "channels": codec.channels, "frame_rate": codec.frame_rate,
         "samples_per_frame": codec.samples_per_frame,
@@ -44,6 +54,7 @@ def model_info(path: str | Path) -> dict:
         "kbps_max": round(codec.bandwidth(codec.n_q), 3),
         "parameters": count_parameters(codec.encoder) + count_parameters(codec.decoder),
         "semantic_augmentation": codec.semantic is not None,
+        **made,
     }
 
 
