@@ -6,6 +6,7 @@
 #            [--toy-clips N] [--toy-eval-clips N] [--nj N] [--vggish WEIGHTS]
 #            [--hifigan-checkpoint g_XXXXXXXX [--hifigan-config config.json]]
 #            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
+#            [--resume]   training stages (2, 4, 5) continue from their newest checkpoint
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
 #         5 HiFi-GAN vocoder, 6 generate clips per class, 7 FAD + classifier accuracy, 8 spectrogram plots.
 # Outputs under exp/<config name>/; the vocoder under exp/vocoder_<preset>_<hash>/ and the evaluation
@@ -28,6 +29,7 @@ vggish=
 hifigan_checkpoint=
 hifigan_config=
 launch=
+resume=
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --toy-clips) toy_clips=$2; shift 2 ;;
     --toy-eval-clips) toy_eval_clips=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
+    --resume) resume=--resume; shift ;;
     --vggish) vggish=$2; shift 2 ;;
     --hifigan-checkpoint) hifigan_checkpoint=$2; shift 2 ;;
     --hifigan-config) hifigan_config=$2; shift 2 ;;
@@ -90,15 +93,15 @@ vocoder_stage() {
   elif [ -f "$vocoder/model/model.safetensors" ] && [ "$stage" -lt 5 ]; then
     echo "reusing $vocoder (rerun with --stage 5 to retrain it)"
   else
-    $train vocoder "${common[@]}" "${models[@]}"
+    $train vocoder "${common[@]}" "${models[@]}" $resume
   fi
 }
 
 run_stage 0 "data" make_data
 run_stage 1 "features" $recipe features
-run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}"
+run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}" $resume
 run_stage 3 "code maps" $recipe codes "${common[@]}"
-run_stage 4 "train the prior" $train prior "${common[@]}"
+run_stage 4 "train the prior" $train prior "${common[@]}" $resume
 if [ "$stop_stage" -ge 5 ]; then keyed_dirs; fi
 run_stage 5 "vocoder" vocoder_stage
 run_stage 6 "generate" $recipe generate "${common[@]}" "${models[@]}"
