@@ -1,5 +1,6 @@
 """Priors over codec tokens: a class-conditional PixelSNAIL over 2-D code maps and its samplers."""
 
+from .patterns import Pattern, Stage, make_pattern
 from .pixelsnail import PixelSNAIL, PixelSNAILConfig, PriorLoss
 from .pixelsnail_layers import StepCache
 from .pixelsnail_sampling import incremental_logits, sample_incremental, sample_naive
@@ -12,4 +13,7 @@ __all__ = [
     "incremental_logits",
     "sample_incremental",
     "sample_naive",
+    "Pattern",
+    "Stage",
+    "make_pattern",
 ]
