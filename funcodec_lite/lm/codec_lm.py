@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from funcodec_lite.lm.conditioning import Conditioner
 from funcodec_lite.lm.patterns import Pattern, make_pattern
 from funcodec_lite.lm.transformer import KVCache, Transformer, TransformerConfig
 from funcodec_lite.utils.config import build_dataclass
@@ -105,9 +106,7 @@ class CodecLM(nn.Module):
         dim = config.transformer.dim
         self.embeddings = nn.ModuleList(nn.Embedding(config.card + 2, dim) for _ in range(config.n_q))
         self.heads = nn.ModuleList(nn.Linear(dim, config.card + 1) for _ in range(config.n_q))
-        # the last class / phoneme id is the "no condition" token of classifier-free guidance
-        self.class_embedding = nn.Embedding(config.n_classes + 1, dim) if config.n_classes else None
-        self.phoneme_embedding = nn.Embedding(config.n_phonemes + 1, dim) if config.n_phonemes else None
+        self.conditioner = Conditioner(dim, config.n_classes, config.n_phonemes)
         self.transformer = Transformer(config.transformer)
 
     @property
@@ -131,35 +130,8 @@ class CodecLM(nn.Module):
     def condition(self, labels: torch.Tensor | None, phonemes: torch.Tensor | None,
                   phoneme_lengths: torch.Tensor | None, batch: int, device: torch.device,
                   drop: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The condition prefix: (embeddings [B, P, D], key mask [B, P], rotary positions [B, P]).
-
-        ``drop`` [B] bool replaces an example's conditions by the "no condition" tokens (guidance).
-        """
-        parts, masks = [], []
-        drop = torch.zeros(batch, dtype=torch.bool, device=device) if drop is None else drop
-        if self.class_embedding is not None:
-            ids = labels if labels is not None else torch.full((batch,), self.config.n_classes, device=device)
-            ids = torch.where(drop, torch.full_like(ids, self.config.n_classes), ids)
-            parts.append(self.class_embedding(ids)[:, None])
-            masks.append(torch.ones(batch, 1, dtype=torch.bool, device=device))
-        if self.phoneme_embedding is not None:
-            null = torch.full((batch, 1), self.config.n_phonemes, device=device)
-            if phonemes is None:
-                phonemes, phoneme_lengths = null, torch.ones(batch, dtype=torch.long, device=device)
-            mask = torch.arange(phonemes.shape[1], device=device)[None] < phoneme_lengths[:, None]
-            mask = mask & ~drop[:, None]
-            parts.append(self.phoneme_embedding(phonemes.clamp(0, self.config.n_phonemes)))
-            masks.append(mask)
-            # a dropped example keeps one "no condition" token in place of its phonemes
-            parts.append(self.phoneme_embedding(null))
-            masks.append(drop[:, None].clone())
-        if not parts:
-            empty = torch.zeros(batch, 0, self.config.transformer.dim, device=device)
-            none = torch.zeros(batch, 0, dtype=torch.bool, device=device)
-            return empty, none, torch.zeros(batch, 0, dtype=torch.long, device=device)
-        mask = torch.cat(masks, dim=1)
-        positions = (mask.long().cumsum(dim=1) - 1).clamp_min(0)  # real tokens numbered 0, 1, ...
-        return torch.cat(parts, dim=1), mask, positions
+        """The condition prefix (see `Conditioner`)."""
+        return self.conditioner(batch, device, labels, phonemes, phoneme_lengths, drop)
 
     def embed(self, sequence: torch.Tensor) -> torch.Tensor:
         """Pattern steps [B, K, S] (ids < card + 2) -> [B, S, D], the sum over codebooks."""

@@ -109,8 +109,7 @@ def generate(model: CodecLM, batch_size: int, max_frames: int | torch.Tensor,
         sequence[:, kk, ss] = prompt.to(device)[:, kk, where[kk, ss]]
     end = tp + limit  # [B] first frame not generated (EOS may move it earlier)
     reasons = ["max_length"] * b
-    conditioned = model.class_embedding is not None or model.phoneme_embedding is not None
-    guided = config.cfg_coef != 1.0 and conditioned
+    guided = config.cfg_coef != 1.0 and model.conditioner.active
     rows = 2 * b if guided else b
 
     def expand(x):
