@@ -43,6 +43,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "foley_classifier": ("funcodec_lite.foley.classifier", "FoleyClassifier"),
     "pixelsnail": ("funcodec_lite.lm.pixelsnail", "PixelSNAIL"),
     "hifigan": ("funcodec_lite.vocoders.hifigan", "HiFiGANGenerator"),
+    "codec_lm": ("funcodec_lite.lm.codec_lm", "CodecLM"),
+    "nar_lm": ("funcodec_lite.lm.nar", "NARCodecLM"),
 }
 
 
