@@ -87,7 +87,7 @@ class NARCodecLM(nn.Module):
 
     def loss(self, batch: LMBatch, stage: torch.Tensor | None = None,
              drop: torch.Tensor | None = None) -> LMLoss:
-        """Cross-entropy of codebook ``stage`` (default: uniform in 1..K-1 per example), target frames only."""
+        """Cross-entropy of codebook ``stage`` (default: uniform in 1..K-1 per example), target frames."""
         codes = batch.codes
         b, k, t = codes.shape
         device = codes.device
