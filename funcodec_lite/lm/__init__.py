@@ -1,5 +1,6 @@
 """Priors over codec tokens: a class-conditional PixelSNAIL over 2-D code maps and its samplers."""
 
+from .multiscale import MultiScaleConfig, MultiScaleLM, generate_multiscale
 from .patterns import Pattern, Stage, make_pattern
 from .pixelsnail import PixelSNAIL, PixelSNAILConfig, PriorLoss
 from .pixelsnail_layers import StepCache
@@ -16,4 +17,7 @@ __all__ = [
     "Pattern",
     "Stage",
     "make_pattern",
+    "MultiScaleConfig",
+    "MultiScaleLM",
+    "generate_multiscale",
 ]

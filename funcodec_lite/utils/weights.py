@@ -42,6 +42,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "mel_vqvae": ("funcodec_lite.foley.vqvae", "MelVQVAE"),
     "foley_classifier": ("funcodec_lite.foley.classifier", "FoleyClassifier"),
     "pixelsnail": ("funcodec_lite.lm.pixelsnail", "PixelSNAIL"),
+    "multiscale_lm": ("funcodec_lite.lm.multiscale", "MultiScaleLM"),
     "hifigan": ("funcodec_lite.vocoders.hifigan", "HiFiGANGenerator"),
     "codec_lm": ("funcodec_lite.lm.codec_lm", "CodecLM"),
     "nar_lm": ("funcodec_lite.lm.nar", "NARCodecLM"),
