@@ -13,6 +13,10 @@ from funcodec_lite.codec.model import Codec
 from funcodec_lite.foley.classifier import ClassifierConfig, FoleyClassifier
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig
+from funcodec_lite.lm.codec_lm import CodecLM, CodecLMConfig
+from funcodec_lite.lm.multiscale import MultiScaleConfig, MultiScaleLM
+from funcodec_lite.lm.nar import NARCodecLM, NARConfig
+from funcodec_lite.lm.transformer import TransformerConfig
 from funcodec_lite.utils.weights import (
     KINDS,
     ModelDirError,
@@ -28,6 +32,9 @@ def _models() -> dict[str, tuple[torch.nn.Module, torch.Tensor | tuple]]:
     """One small model of every kind, with an input for it."""
     torch.manual_seed(0)
     mel = torch.randn(1, 80, 8) - 5
+    codes = torch.randint(0, 8, (1, 2, 4))
+    small = TransformerConfig(dim=16, n_layers=1, n_heads=2)
+    bidirectional = TransformerConfig(dim=16, n_layers=1, n_heads=2, causal=False)
     return {
         "codec": (Codec(tiny_config()), (torch.randn(1, 1, 1600) * 0.1,)),
         "mel_vqvae": (MelVQVAE(MelVQVAEConfig(strides=(4, 2), channel=8, n_res_channel=4, embed_dim=8,
@@ -39,10 +46,26 @@ def _models() -> dict[str, tuple[torch.nn.Module, torch.Tensor | tuple]]:
         "hifigan": (HiFiGANGenerator(hifigan_tiny()), (mel,)),
         "foley_classifier": (FoleyClassifier(ClassifierConfig(channels=(4, 8), embed_dim=8, num_classes=3)),
                              (mel,)),
+        "codec_lm": (CodecLM(CodecLMConfig(n_q=2, card=8, n_classes=2, transformer=small)),
+                     (codes, _prefix)),
+        "nar_lm": (NARCodecLM(NARConfig(n_q=2, card=8, transformer=bidirectional)),
+                   (codes, torch.tensor([4]), torch.tensor([0]), torch.tensor([1]), _prefix)),
+        "multiscale_lm": (MultiScaleLM(MultiScaleConfig(n_q=2, card=8, global_transformer=small,
+                                                        local_transformer=small)), (codes, _prefix)),
     }
 
 
+class _Prefix:
+    """Stands for the model's own condition prefix (built by the model being called)."""
+
+
+_prefix = _Prefix()
+
+
 def _output(model, inputs):
+    if any(x is _prefix for x in inputs):
+        prefix = model.conditioner(1, torch.device("cpu"))
+        inputs = tuple(prefix if x is _prefix else x for x in inputs)
     with torch.no_grad():
         out = model.eval()(*inputs)
     return out.wav if hasattr(out, "wav") else out.mel if hasattr(out, "mel") else out

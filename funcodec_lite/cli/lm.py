@@ -61,6 +61,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from funcodec_lite.audio.io import load_audio, save_audio
     from funcodec_lite.codec.loading import load_model, model_id
     from funcodec_lite.lm.generate import SamplingConfig, generate
+    from funcodec_lite.lm.multiscale import generate_multiscale
 
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be > 0, got {args.seconds}")
@@ -91,8 +92,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               cfg_coef=args.cfg)
     generator = torch.Generator().manual_seed(args.seed)
-    out = generate(model, n, frames, sampling, prompt=prompt, labels=labels, phonemes=phonemes,
-                   phoneme_lengths=lengths, generator=generator)
+    sampler = generate_multiscale if model.model_kind == "multiscale_lm" else generate
+    out = sampler(model, n, frames, sampling, prompt=prompt, labels=labels, phonemes=phonemes,
+                  phoneme_lengths=lengths, generator=generator)
     length = int(out.frames[0])
     if length == 0:
         raise ValueError("the model ended the sequence at once (EOS at the first frame): no audio written; "
