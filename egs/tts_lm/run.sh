@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# VALL-E-style TTS on codec tokens (Kaldi style): data -> phonemes -> codec tokens and task examples -> ...
+#   ./run.sh [--stage N] [--stop-stage M] [--num-utts N] [--num-voices N] [--festival] [--corpus DIR]
+#            [--language VOICE] [--codec DIR] [--n-q N] [--prompt-seconds S] [--seed N] [--nj N]
+# Stage 0: data dirs data/{train,dev,test} (synthetic espeak-ng speech; --festival adds Festival's recorded
+#          voices; --corpus DIR indexes real audio with transcripts instead). Clears exp/tokens and
+#          exp/examples, which were made from the previous data.
+# Stage 1: phonemes: data/<split>/phonemes ('utt-id ph ph ...', espeak-ng IPA in each voice's language, else
+#          --language) and the vocabulary of the training split, exp/vocab.json.
+# Stage 2: codec tokens exp/tokens/<split>/<utt>.npz (--codec DIR, default: the shipped model; files of
+#          this model are kept on a rerun) and the TTS examples exp/examples/<split>.npz with their
+#          prompt pairs exp/examples/<split>.utt2prompt (prompt: the first --prompt-seconds of another
+#          utterance of the same speaker, chosen with --seed) and the id layout exp/examples/layout.json.
+# Stages 3+ (to come): 3 train the AR model (codebook 0), 4 train the NAR model (codebooks 1..K-1),
+#          5 synthesize the test set, 6 evaluate.
+# Logs: exp/log/<step>.log.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+
+stage=0
+stop_stage=2
+num_utts=400
+num_voices=12
+festival=()
+corpus=
+language=en-us
+codec=default
+n_q=
+prompt_seconds=3
+seed=0
+nj=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
+    --num-utts) num_utts=$2; shift 2 ;;
+    --num-voices) num_voices=$2; shift 2 ;;
+    --festival) festival=(--festival); shift ;;
+    --corpus) corpus=$2; shift 2 ;;
+    --language) language=$2; shift 2 ;;
+    --codec) codec=$2; shift 2 ;;
+    --n-q) n_q=$2; shift 2 ;;
+    --prompt-seconds) prompt_seconds=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --nj) nj=$2; shift 2 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+splits=(data/train data/dev data/test)
+mkdir -p exp/log
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "stage 0: data"
+  if [ -d exp/tokens ] || [ -d exp/examples ]; then
+    echo "stage 0: removing exp/tokens and exp/examples (made from the previous data)"
+    rm -rf exp/tokens exp/examples
+  fi
+  if [ -n "$corpus" ]; then
+    python "$FUNCODEC_ROOT/tools/make_speech_corpus.py" --out . --from-corpus "$corpus" --seed "$seed" \
+      2>&1 | tee exp/log/data.log
+  else
+    python "$FUNCODEC_ROOT/tools/make_speech_corpus.py" --out . --num-utts "$num_utts" \
+      --num-voices "$num_voices" "${festival[@]}" --seed "$seed" --jobs "$nj" 2>&1 | tee exp/log/data.log
+  fi
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "stage 1: phonemes"
+  python local/phonemize.py --data "${splits[@]}" --vocab exp/vocab.json --language "$language" \
+    2>&1 | tee exp/log/phonemize.log
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "stage 2: codec tokens and task examples"
+  nq=()
+  [ -n "$n_q" ] && nq=(--n-q "$n_q")
+  python local/dump_tokens.py --codec "$codec" --data "${splits[@]}" --out exp/tokens "${nq[@]}" \
+    2>&1 | tee exp/log/tokenize.log
+  python local/pack_examples.py --data "${splits[@]}" --tokens exp/tokens --vocab exp/vocab.json \
+    --out exp/examples --seed "$seed" --prompt-seconds "$prompt_seconds" 2>&1 | tee exp/log/pack.log
+fi
