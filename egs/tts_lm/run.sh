@@ -3,8 +3,9 @@
 #   ./run.sh [--stage N] [--stop-stage M] [--num-utts N] [--num-voices N] [--festival] [--corpus DIR]
 #            [--language VOICE] [--codec DIR] [--n-q N] [--prompt-seconds S] [--seed N] [--nj N]
 # Stage 0: data dirs data/{train,dev,test} (synthetic espeak-ng speech; --festival adds Festival's recorded
-#          voices; --corpus DIR indexes real audio with transcripts instead). Clears exp/tokens and
-#          exp/examples, which were made from the previous data.
+#          voices, which needs at least three festival speakers installed, see docs/data.md; --corpus DIR
+#          indexes real audio with transcripts instead). Clears exp/tokens and exp/examples, which were made
+#          from the previous data.
 # Stage 1: phonemes: data/<split>/phonemes ('utt-id ph ph ...', espeak-ng IPA in each voice's language, else
 #          --language) and the vocabulary of the training split, exp/vocab.json.
 # Stage 2: codec tokens exp/tokens/<split>/<utt>.npz (--codec DIR, default: the shipped model; files of
