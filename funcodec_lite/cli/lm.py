@@ -19,11 +19,32 @@ from funcodec_lite.cli.common import UsageError, pick_device
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train an autoregressive, non-autoregressive or multi-scale token LM on the engine."""
-    from funcodec_lite.lm.data import ExampleDataset, heldout_batches, read_labels, token_examples
+    from funcodec_lite.lm.data import ExampleDataset, heldout_batches
     from funcodec_lite.lm.training import LMTrainConfig, train_lm
 
+    if (args.tokens is None) == (args.examples is None):
+        raise UsageError("give either --tokens DIR or --examples FILE")
     config = LMTrainConfig.from_yaml(args.config)
     n_q = config.data.n_q
+    if args.tokens is not None:
+        train, valid, info, fixed, extra = _token_data(args, n_q)
+    else:
+        train, valid, info, fixed, extra = _example_data(args, n_q)
+    dataset = ExampleDataset(train, config.data.segment_frames, config.data.prompt_frames, config.train.seed)
+    batches = heldout_batches(valid, config.train.batch_size, config.data.segment_frames,
+                              config.data.prompt_frames, config.data.valid_examples)
+    provenance = {"data": {"train": str(args.tokens or args.examples), "examples": len(train)},
+                  "tokens": info, "codec": args.codec, **extra}
+    train_lm(config, fixed, dataset, batches, args.exp_dir, resume=args.resume, provenance=provenance,
+             max_steps=args.max_steps)
+    print(f"codec lm train: model in {Path(args.exp_dir) / 'model'}")
+    return 0
+
+
+def _token_data(args: argparse.Namespace, n_q: int) -> tuple[list, list, dict, dict, dict]:
+    """Examples from token directories (with class labels when ``--labels`` is given)."""
+    from funcodec_lite.lm.data import read_labels, token_examples
+
     labels = read_labels(args.labels) if args.labels else None
     train, info, class_names = token_examples(args.tokens, n_q, labels)
     valid = []
@@ -32,15 +53,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     fixed = {"n_q": n_q, "card": info.codebook_size}
     if class_names:
         fixed["n_classes"] = len(class_names)
-    dataset = ExampleDataset(train, config.data.segment_frames, config.data.prompt_frames, config.train.seed)
-    batches = heldout_batches(valid, config.train.batch_size, config.data.segment_frames,
-                              config.data.prompt_frames, config.data.valid_examples)
-    provenance = {"data": {"tokens": str(args.tokens), "examples": len(train)}, "tokens": info.to_dict(),
-                  "codec": args.codec, "class_names": class_names}
-    train_lm(config, fixed, dataset, batches, args.exp_dir, resume=args.resume, provenance=provenance,
-             max_steps=args.max_steps)
-    print(f"codec lm train: model in {Path(args.exp_dir) / 'model'}")
-    return 0
+    return train, valid, info.to_dict(), fixed, {"class_names": class_names}
+
+
+def _example_data(args: argparse.Namespace, n_q: int) -> tuple[list, list, dict, dict, dict]:
+    """Packed task examples (``lm/examples.py``), phoneme-conditioned when they carry phonemes."""
+    from funcodec_lite.data.phonemes import PhonemeVocabulary
+    from funcodec_lite.lm.examples import ExampleSet
+
+    sets = [ExampleSet.load(args.examples)] + ([ExampleSet.load(args.valid_examples)]
+                                               if args.valid_examples else [])
+    if len({s.model_id for s in sets}) > 1:
+        raise ValueError(f"{args.valid_examples}: tokens of codec {sets[1].model_id}, not {sets[0].model_id}")
+    if sets[0].num_codebooks < n_q:
+        raise ValueError(f"{args.examples}: {sets[0].num_codebooks} codebooks, the LM models {n_q}")
+    cut = [[_first_codebooks(e, n_q) for e in s.examples] for s in sets]
+    info = {"model_id": sets[0].model_id, "frame_rate": sets[0].frame_rate,
+            "codebook_size": sets[0].codebook_size, "n_q": n_q}
+    fixed, extra = {"n_q": n_q, "card": sets[0].codebook_size}, {}
+    if any(e.phonemes is not None for e in cut[0]):
+        if not args.vocab:
+            raise UsageError("these examples carry phonemes: give their vocabulary with --vocab")
+        vocab = PhonemeVocabulary.load(args.vocab)
+        fixed["n_phonemes"] = len(vocab)
+        extra = {"phoneme_symbols": vocab.symbols, "language": args.language}
+    return cut[0], cut[1] if len(cut) > 1 else [], info, fixed, extra
+
+
+def _first_codebooks(example, n_q: int):
+    from dataclasses import replace
+
+    prompt = None if example.prompt is None else example.prompt[:n_q]
+    return replace(example, target=example.target[:n_q], prompt=prompt)
 
 
 def _load_lm(directory: str) -> tuple[torch.nn.Module, dict]:
@@ -146,9 +190,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = lm.add_subparsers(dest="lm_command", required=True)
     train = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     train.add_argument("--config", required=True, help="lm.yaml: model (kind and settings), train, data")
-    train.add_argument("--tokens", required=True, help="token directory (codec tokenize): <utt>.npz")
+    train.add_argument("--tokens", help="token directory (codec tokenize): <utt>.npz")
     train.add_argument("--valid-tokens", help="held-out token directory (NLL per codebook in valid.jsonl)")
     train.add_argument("--labels", help="utt2class file: class-conditional training")
+    train.add_argument("--examples", help="packed task examples (.npz, e.g. the TTS recipe's) instead of "
+                       "--tokens")
+    train.add_argument("--valid-examples", help="held-out packed task examples")
+    train.add_argument("--vocab", help="phoneme vocabulary (JSON) of examples with phonemes")
+    train.add_argument("--language", default="en-us", help="espeak-ng language of the phonemes (recorded "
+                       "for generation from text)")
     train.add_argument("--codec", default="default", help="the codec the tokens came from (recorded for "
                        "generation; default: the shipped model)")
     train.add_argument("--exp-dir", required=True, help="experiment directory (model/, checkpoints/, logs)")
