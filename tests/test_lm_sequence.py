@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from tiny_models import save_codec
 
 from funcodec_lite.data.phonemes import PhonemeVocabulary, read_phonemes
@@ -191,7 +192,7 @@ def test_tts_recipe_stages_0_to_2(tmp_path):
     codec = save_codec(tmp_path / "codec")
     env = {**os.environ, "FUNCODEC_ROOT": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = ["bash", "run.sh", "--num-utts", "12", "--num-voices", "3", "--codec", str(codec),
-               "--prompt-seconds", "0.5", "--n-q", "2"]
+               "--prompt-seconds", "0.5", "--n-q", "2", "--stop-stage", "2"]
     done = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     vocab = PhonemeVocabulary.load(recipe / "exp" / "vocab.json")
@@ -220,9 +221,32 @@ def test_tts_recipe_stages_0_to_2(tmp_path):
         assert (recipe / "exp" / "log" / f"{log}.log").is_file()
     # stage 2 again: the token files of this model are kept, the examples rebuilt the same
     before = (recipe / "exp" / "examples" / "train.npz").read_bytes()
-    again = subprocess.run(["bash", "run.sh", "--stage", "2", "--codec", str(codec), "--prompt-seconds",
-                            "0.5", "--n-q", "2"], cwd=recipe, env=env, capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(["bash", "run.sh", "--stage", "2", "--stop-stage", "2", "--codec", str(codec),
+                            "--prompt-seconds", "0.5", "--n-q", "2"], cwd=recipe, env=env,
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 written (0 redone), 4 kept" in again.stdout
     assert (recipe / "exp" / "examples" / "train.npz").read_bytes() == before
+    # stages 3-6 with micro models: train AR and NAR, synthesize the test sentences, evaluate
+    for name, kind, n_q, causal in (("ar", "codec_lm", 1, True), ("nar", "nar_lm", 2, False)):
+        model = {"kind": kind, "transformer": {"dim": 16, "n_layers": 1, "n_heads": 2, "causal": causal}}
+        if kind == "codec_lm":
+            model["pattern"] = "parallel"
+        (recipe / "conf" / f"{name}_micro.yaml").write_text(yaml.safe_dump({
+            "model": model, "train": {"steps": 6, "batch_size": 2, "log_every": 3, "checkpoint_every": 3},
+            "data": {"n_q": n_q, "segment_frames": 0, "valid_every": 6}}))
+    rest = subprocess.run(["bash", "run.sh", "--stage", "3", "--codec", str(codec), "--ar-config",
+                           "conf/ar_micro.yaml", "--nar-config", "conf/nar_micro.yaml"], cwd=recipe, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert rest.returncode == 0, rest.stdout[-2000:] + rest.stderr[-2000:]
+    results = json.loads((recipe / "exp" / "eval" / "results.json").read_text())
+    assert set(results["nll"]) == set(results["unigram_nll"]) == {"cb0", "cb1"}
+    scp = (recipe / "data" / "test" / "wav.scp").read_text().splitlines()
+    test_utts = sorted(line.split()[0] for line in scp)
+    synthesized = sorted(p.stem for p in (recipe / "exp" / "synth").glob("*.wav"))
+    assert set(synthesized) <= set(test_utts) and synthesized
+    assert sorted(results["utterances"]) == synthesized
+    assert all(row["mcd_db"] > 0 and row["duration_ratio"] > 0 for row in results["utterances"].values())
+    assert list(results["voices"]) == sorted({u.rsplit("-", 1)[0] for u in synthesized})
+    assert len(list((recipe / "exp" / "eval").glob("*.png"))) == min(2, len(synthesized))
+    assert "below the baseline" in (recipe / "exp" / "eval" / "results.md").read_text()
