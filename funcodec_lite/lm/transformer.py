@@ -24,7 +24,7 @@ class TransformerConfig:
         n_layers: blocks.
         n_heads: attention heads (``dim`` must be divisible by it; the head width must be even for RoPE).
         ff_mult: hidden width of the feed-forward layer, as a multiple of ``dim``.
-        dropout: dropout on attention weights and residual branches (training only).
+        dropout: dropout on the residual branches (training only; not on the attention weights).
         causal: each position attends to itself and the past (plus any prefix, see `attention_mask`).
         rope_base: the rotary embedding's base.
     """
@@ -109,7 +109,7 @@ class Attention(nn.Module):
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.n_heads, self.dropout, self.base = config.n_heads, config.dropout, config.rope_base
+        self.n_heads, self.base = config.n_heads, config.rope_base
         self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=False)
         self.out = nn.Linear(config.dim, config.dim, bias=False)
 
@@ -124,8 +124,9 @@ class Attention(nn.Module):
                 k = torch.cat([cache.keys[layer], k], dim=2)
                 v = torch.cat([cache.values[layer], v], dim=2)
             cache.keys[layer], cache.values[layer] = k, v
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        # no dropout on the attention weights: on CPU it sends SDPA to its slow path (3x the time of the
+        # attention, measured at 8 x 4 heads x 460 positions); the residual branches are dropped instead
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, s, d))
 
 
