@@ -4,6 +4,7 @@ import json
 
 import pytest
 import soundfile as sf
+import torch
 import yaml
 from tiny_models import save_codec, speechlike, tiny_config
 
@@ -99,3 +100,27 @@ def test_bad_input_is_one_line_and_no_output(setup, tmp_path, capsys, case):
                 "codec": "was trained on tokens of codec", "tokens": "tokens of codec"}[case]
     assert expected in err and "\n" not in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "exp" / "model").exists()
+
+
+def test_embeddings_start_from_the_codecs_codebooks(setup, tmp_path):
+    """data.init_from_codec: the embedding rows start as the codec's code vectors (scaled; the tiny codec's
+    vectors have the LM's width here, so no projection), so their pairwise geometry is the codebook's."""
+    root, codec_dir, _ = setup
+    config = {**LM_CONFIG, "train": {**LM_CONFIG["train"], "steps": 0},
+              "data": {**LM_CONFIG["data"], "init_from_codec": True}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(config))
+    assert main(["lm", "train", "--config", str(tmp_path / "lm.yaml"), "--tokens", str(root / "tokens"),
+                 "--codec", str(codec_dir), "--exp-dir", str(tmp_path / "exp")]) == 0
+    from funcodec_lite.utils.weights import load_model_dir
+
+    model = load_model_dir(tmp_path / "exp" / "model", "codec_lm")
+    codec = load_model(codec_dir)
+    for k in range(4):
+        book = codec.quantizer.layers[k].embed
+        table = model.embeddings[k].weight[: model.config.card]
+        if book.shape[1] == table.shape[1]:
+            torch.testing.assert_close(table / table.norm(), book / book.norm())
+        else:  # projected: the Gram matrix is kept up to scale (a random projection keeps it roughly)
+            gram_book = torch.corrcoef(book)
+            gram_table = torch.corrcoef(table)
+            assert torch.corrcoef(torch.stack([gram_book.flatten(), gram_table.flatten()]))[0, 1] > 0.6

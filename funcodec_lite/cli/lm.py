@@ -35,8 +35,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                               config.data.prompt_frames, config.data.valid_examples)
     provenance = {"data": {"train": str(args.tokens or args.examples), "examples": len(train)},
                   "tokens": info, "codec": args.codec, **extra}
+    codebooks = None
+    if config.data.init_from_codec:
+        from funcodec_lite.codec.loading import load_model, model_id
+
+        codec = load_model(args.codec)
+        if model_id(codec) != info["model_id"]:
+            raise UsageError(f"--codec {args.codec} is not the codec of the tokens ({info['model_id']})")
+        codebooks = torch.stack([layer.embed for layer in codec.quantizer.layers[:n_q]])
     train_lm(config, fixed, dataset, batches, args.exp_dir, resume=args.resume, provenance=provenance,
-             max_steps=args.max_steps)
+             max_steps=args.max_steps, codebooks=codebooks)
     print(f"codec lm train: model in {Path(args.exp_dir) / 'model'}")
     return 0
 

@@ -93,6 +93,21 @@ def frame_index(pattern: Pattern, frames: int, device: torch.device | None = Non
     return torch.where(valid.to(sequence.device), sequence[0], torch.full_like(sequence[0], -1))
 
 
+def init_embeddings(tables: nn.ModuleList, codebooks: torch.Tensor, card: int) -> None:
+    """Sets rows 0..card-1 of each embedding table [>= card, D] from codebook k of [K', card, D'] (K' >= K):
+    the codec's own code vectors, mapped to width D by a fixed random projection when D' != D and scaled to
+    the table's initial spread, so that codes close in the codec start close in the LM."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for k, table in enumerate(tables):
+            book = codebooks[k].float().to(table.weight.device)
+            dim = table.weight.shape[1]
+            if book.shape[1] != dim:
+                projection = torch.randn(book.shape[1], dim, generator=generator) / book.shape[1] ** 0.5
+                book = book @ projection.to(book.device)
+            table.weight[:card] = book / book.std().clamp_min(1e-8) * table.weight.std()
+
+
 class CodecLM(nn.Module):
     """Autoregressive codec-token LM: per-codebook embeddings summed, a causal transformer, K heads."""
 
@@ -114,17 +129,8 @@ class CodecLM(nn.Module):
         return self.config.n_q
 
     def init_from_codebooks(self, codebooks: torch.Tensor) -> None:
-        """Sets the code rows of the embedding tables from the codec's codebooks [K', card, D'] (K' >= K),
-        projected to the model width by a fixed random orthogonal-ish map when D' != D."""
-        dim = self.config.transformer.dim
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for k, table in enumerate(self.embeddings):
-                book = codebooks[k].float()
-                if book.shape[1] != dim:
-                    projection = torch.randn(book.shape[1], dim, generator=generator) / book.shape[1] ** 0.5
-                    book = book @ projection
-                table.weight[: self.config.card] = book / book.std().clamp_min(1e-8) * table.weight.std()
+        """Sets the code rows of the embedding tables from the codec's codebooks [K', card, D'] (K' >= K)."""
+        init_embeddings(self.embeddings, codebooks, self.config.card)
 
     # --------------------------------------------------------------------------------------------
     def condition(self, labels: torch.Tensor | None, phonemes: torch.Tensor | None,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from funcodec_lite.lm.codec_lm import LMBatch, LMLoss
+from funcodec_lite.lm.codec_lm import LMBatch, LMLoss, init_embeddings
 from funcodec_lite.lm.conditioning import Conditioner
 from funcodec_lite.lm.transformer import Transformer, TransformerConfig
 from funcodec_lite.utils.config import build_dataclass
@@ -59,6 +59,10 @@ class NARCodecLM(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(dim, config.card) for _ in range(config.n_q - 1))
         self.conditioner = Conditioner(dim, config.n_classes, config.n_phonemes)
         self.transformer = Transformer(config.transformer)
+
+    def init_from_codebooks(self, codebooks: torch.Tensor) -> None:
+        """Sets the code rows of the embedding tables from the codec's codebooks [K', card, D'] (K' >= K)."""
+        init_embeddings(self.embeddings, codebooks, self.config.card)
 
     def forward(self, codes: torch.Tensor, frames: torch.Tensor, prompt_frames: torch.Tensor,
                 stage: torch.Tensor, prefix: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -33,6 +33,7 @@ class LMDataConfig:
             no prompt of its own (0: none).
         valid_examples: held-out examples scored at each validation.
         valid_every: steps between validations (0: never).
+        init_from_codec: start the embedding tables from the codec's codebooks (AR and NAR models).
     """
 
     n_q: int = 4
@@ -40,6 +41,7 @@ class LMDataConfig:
     prompt_frames: int = 0
     valid_examples: int = 64
     valid_every: int = 500
+    init_from_codec: bool = False
 
 
 @dataclass
@@ -153,14 +155,19 @@ class LMTask(TrainTask):
     name = "lm"
 
     def __init__(self, config: LMTrainConfig, fixed: dict, train_set: Dataset, valid_batches: list[LMBatch],
-                 provenance: dict | None = None) -> None:
-        self.config, self.fixed = config, fixed
+                 provenance: dict | None = None, codebooks: torch.Tensor | None = None) -> None:
+        self.config, self.fixed, self.codebooks = config, fixed, codebooks
         self.model_config = config.model_config(**fixed)
         self.train_set, self.valid_batches = train_set, valid_batches
         self.provenance = provenance or {}
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
-        model = WithLoss(model_class(self.config.kind)(self.model_config))
+        model = model_class(self.config.kind)(self.model_config)
+        if self.codebooks is not None:
+            if not hasattr(model, "init_from_codebooks"):
+                raise ConfigError(f"{self.config.kind} cannot start from the codec's codebooks")
+            model.init_from_codebooks(self.codebooks)
+        model = WithLoss(model)
         loop = self.config.train
         return {"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=loop.lr, betas=loop.betas)}
 
@@ -190,9 +197,10 @@ class LMTask(TrainTask):
 
 def train_lm(config: LMTrainConfig, fixed: dict, train_set: Dataset, valid_batches: list[LMBatch],
              exp_dir: str | Path, resume: bool = False, provenance: dict | None = None,
-             max_steps: int | None = None) -> nn.Module:
-    """Trains a token model on the engine; the model directory is ``exp_dir/model``."""
-    task = LMTask(config, fixed, train_set, valid_batches, provenance)
+             max_steps: int | None = None, codebooks: torch.Tensor | None = None) -> nn.Module:
+    """Trains a token model on the engine; the model directory is ``exp_dir/model``. ``codebooks``
+    [K, card, D] (the codec's) initialise the embedding tables."""
+    task = LMTask(config, fixed, train_set, valid_batches, provenance, codebooks)
     engine = Engine(task, config.train.engine(valid_every=config.data.valid_every), exp_dir)
     engine.fit(max_steps=max_steps, resume=resume)
     return engine.unwrap("model").model.eval()
