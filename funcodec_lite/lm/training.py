@@ -1,7 +1,7 @@
-"""Training of the token models on the engine: one task for the AR, NAR and multi-scale LMs.
+"""Training of the token models on the engine: one task for the AR, NAR, multi-scale and masked LMs.
 
-``lm.yaml`` holds ``model`` (``kind: codec_lm | nar_lm | multiscale_lm`` and the model's config fields),
-``train`` (`LoopConfig`: steps, batch size, Adam, checkpoints) and ``data`` (`LMDataConfig`). Held-out
+``lm.yaml`` holds ``model`` (``kind: codec_lm | nar_lm | multiscale_lm | masked_lm`` and the model's
+config fields), ``train`` (`LoopConfig`: steps, batch size, Adam, checkpoints) and ``data`` (`LMDataConfig`). Held-out
 NLL per codebook is written to ``valid.jsonl`` every ``valid_every`` steps.
 """
 
@@ -21,7 +21,7 @@ from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 from funcodec_lite.utils.weights import config_from_dict, model_class, save_model_dir
 
-LM_KINDS = ("codec_lm", "nar_lm", "multiscale_lm")
+LM_KINDS = ("codec_lm", "nar_lm", "multiscale_lm", "masked_lm")
 
 
 @dataclass
@@ -94,9 +94,16 @@ def heldout_nll(model: nn.Module, batches: list[LMBatch]) -> dict[str, float]:
     The NAR model is scored on every stage 1..K-1 of every example; codebooks a model does not predict
     (codebook 0 of the NAR model) are left out.
     """
+    with torch.random.fork_rng():  # the masked model draws its masks: the same ones at every validation
+        torch.manual_seed(0)
+        return _heldout_nll(model, batches)
+
+
+def _heldout_nll(model: nn.Module, batches: list[LMBatch]) -> dict[str, float]:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    given = getattr(model.config, "n_conditioning", 0)  # codebooks a coarse-to-fine model only reads
     sums: dict[int, float] = {}
     counts: dict[int, float] = {}
     correct = total = 0.0
@@ -109,7 +116,7 @@ def heldout_nll(model: nn.Module, batches: list[LMBatch]) -> dict[str, float]:
                 loss = model.loss(batch, drop=None)
             else:
                 loss = model.loss(batch, stage=torch.full((len(batch.codes),), stage, device=device))
-            weights = _codebook_weights(loss, k, stage)
+            weights = _codebook_weights(loss, k, stage, given)
             for q in range(k):
                 if weights[q] > 0:
                     sums[q] = sums.get(q, 0.0) + float(loss.nll_per_codebook[q]) * weights[q]
@@ -124,10 +131,10 @@ def heldout_nll(model: nn.Module, batches: list[LMBatch]) -> dict[str, float]:
     return results
 
 
-def _codebook_weights(loss: Any, k: int, stage: int | None) -> list[float]:
+def _codebook_weights(loss: Any, k: int, stage: int | None, given: int = 0) -> list[float]:
     if stage is not None:
         return [float(loss.tokens) if q == stage else 0.0 for q in range(k)]
-    return [float(loss.tokens) / k] * k
+    return [float(loss.tokens) / (k - given) if q >= given else 0.0 for q in range(k)]
 
 
 class WithLoss(nn.Module):

@@ -46,6 +46,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "hifigan": ("funcodec_lite.vocoders.hifigan", "HiFiGANGenerator"),
     "codec_lm": ("funcodec_lite.lm.codec_lm", "CodecLM"),
     "nar_lm": ("funcodec_lite.lm.nar", "NARCodecLM"),
+    "masked_lm": ("funcodec_lite.lm.masked", "MaskedLM"),
 }
 
 
