@@ -1,8 +1,8 @@
 """Training of the token models on the engine: one task for the AR, NAR, multi-scale and masked LMs.
 
 ``lm.yaml`` holds ``model`` (``kind: codec_lm | nar_lm | multiscale_lm | masked_lm`` and the model's
-config fields), ``train`` (`LoopConfig`: steps, batch size, Adam, checkpoints) and ``data`` (`LMDataConfig`). Held-out
-NLL per codebook is written to ``valid.jsonl`` every ``valid_every`` steps.
+config fields), ``train`` (`LoopConfig`: steps, batch size, Adam, checkpoints) and ``data``
+(`LMDataConfig`). Held-out NLL per codebook is written to ``valid.jsonl`` every ``valid_every`` steps.
 """
 
 from __future__ import annotations
