@@ -1,0 +1,103 @@
+"""Vamping: fill the masked tokens of any length of audio with a coarse and a coarse-to-fine masked model.
+
+Past a model's training length the tokens are cut into windows that overlap by ``overlap`` frames; each
+window after the first is prompted by the previous window's output on the overlap (those frames are kept,
+not re-generated), so consecutive windows agree exactly where they meet and the prompt carries the context
+across the seam (VampNet's users' top request: its model stops at 10 s). The coarse model fills the first
+``Nc`` codebooks; the coarse-to-fine model then fills the fine codebooks of every frame whose coarse
+tokens changed or whose fine tokens were masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from funcodec_lite.lm.masked import MaskedLM
+from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
+
+
+@dataclass
+class VampConfig:
+    """Args:
+        window: frames per window of the coarse model (its training length; 0: one window).
+        overlap: frames each window takes over from the previous one as its prompt.
+        c2f_window, c2f_overlap: the same for the coarse-to-fine model.
+        maskgit: decoding settings (steps, temperatures, filtering, guidance).
+    """
+
+    window: int = 500
+    overlap: int = 100
+    c2f_window: int = 150
+    c2f_overlap: int = 30
+    maskgit: MaskGITConfig = field(default_factory=MaskGITConfig)
+
+    def __post_init__(self) -> None:
+        for window, overlap in ((self.window, self.overlap), (self.c2f_window, self.c2f_overlap)):
+            if window and not 0 <= overlap < window:
+                raise ValueError(f"need 0 <= overlap < window, got {overlap} and {window}")
+
+
+def window_starts(frames: int, window: int, overlap: int) -> list[int]:
+    """First frame of each window covering ``frames`` frames (0 or ``window`` >= frames: one window)."""
+    if not window or frames <= window:
+        return [0]
+    starts = list(range(0, frames - window, window - overlap))
+    return starts + [frames - window] if starts[-1] + window < frames else starts
+
+
+@torch.no_grad()
+def fill_windows(model: MaskedLM, codes: torch.Tensor, mask: torch.Tensor, window: int, overlap: int,
+                 config: MaskGITConfig, labels: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None,
+                 trace: list | None = None) -> torch.Tensor:
+    """MaskGIT over windows of codes [B, K, N] with mask [B, K, N] (True = generate); returns the codes.
+
+    Each window after the first keeps the frames it shares with the output so far (the previous window's
+    overlap) as its prompt. ``trace`` (optional) receives (start, window output) per window.
+    """
+    out = codes.clone()
+    mask = mask.clone()
+    n = codes.shape[-1]
+    done = 0  # frames [0, done) are final
+    for start in window_starts(n, window, overlap):
+        stop = min(n, start + window) if window else n
+        piece_mask = mask[:, :, start:stop].clone()
+        piece_mask[:, :, : max(0, done - start)] = False  # already generated: the prompt of this window
+        filled = maskgit_generate(model, out[:, :, start:stop], piece_mask, config, labels,
+                                  generator=generator).codes
+        out[:, :, start:stop] = filled
+        done = stop
+        if trace is not None:
+            trace.append((start, filled.clone()))
+    return out
+
+
+@torch.no_grad()
+def vamp(coarse: MaskedLM, c2f: MaskedLM | None, codes: torch.Tensor, mask: torch.Tensor,
+         config: VampConfig | None = None, labels: torch.Tensor | None = None,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Codes [B, K, N] with the masked ones (mask [B, K, N], True = generate) generated.
+
+    Returns [B, K', N]: all K codebooks with a coarse-to-fine model (K' = its n_q), else the coarse
+    model's ``Nc`` only.
+    """
+    config = config or VampConfig()
+    nc = coarse.config.n_q
+    if codes.shape[1] < nc:
+        raise ValueError(f"the coarse model needs {nc} codebooks, the codes have {codes.shape[1]}")
+    result = fill_windows(coarse, codes[:, :nc], mask[:, :nc], config.window, config.overlap, config.maskgit,
+                          labels, generator)
+    if c2f is None:
+        return result
+    k = c2f.config.n_q
+    if c2f.config.n_conditioning != nc or codes.shape[1] < k:
+        raise ValueError(f"the coarse-to-fine model reads {c2f.config.n_conditioning} coarse codebooks and "
+                         f"makes {k}; the coarse model makes {nc} and the codes have {codes.shape[1]}")
+    full = torch.cat([result, codes[:, nc:k]], dim=1)
+    changed = (result != codes[:, :nc]).any(dim=1) | mask[:, :nc].any(dim=1)  # [B, N]
+    fine = mask[:, nc:k] | changed[:, None]
+    fine_mask = torch.cat([torch.zeros_like(mask[:, :nc]), fine], dim=1)
+    return fill_windows(c2f, full, fine_mask, config.c2f_window, config.c2f_overlap, config.maskgit, labels,
+                        generator)
