@@ -99,7 +99,7 @@ def _load_lm(directory: str) -> tuple[torch.nn.Module, dict]:
     from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
 
     kind, _ = read_model_config(directory)
-    if kind not in ("codec_lm", "multiscale_lm"):
+    if kind not in ("codec_lm", "multiscale_lm", "masked_lm"):
         hint = " (give it as --nar beside the autoregressive model)" if kind == "nar_lm" else ""
         raise UsageError(f"{directory}: a {kind} model directory, not an autoregressive token LM{hint}")
     provenance = read_provenance(directory)
@@ -141,18 +141,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
         with torch.no_grad():
             prompt = codec.encode(wav[None].to(device))[:, : model.config.n_q]
     frames = max(1, round(args.seconds * codec.frame_rate))
+    args.frame_rate = codec.frame_rate
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               cfg_coef=args.cfg)
     generator = torch.Generator().manual_seed(args.seed)
-    sampler = generate_multiscale if model.model_kind == "multiscale_lm" else generate
-    out = sampler(model, n, frames, sampling, prompt=prompt, labels=labels, phonemes=phonemes,
-                  phoneme_lengths=lengths, generator=generator)
+    if model.model_kind == "masked_lm":
+        if args.text is not None:
+            raise UsageError("masked models are not text-conditioned (--text)")
+        out = _generate_masked(model, args, frames, prompt, labels, generator)
+    else:
+        sampler = generate_multiscale if model.model_kind == "multiscale_lm" else generate
+        out = sampler(model, n, frames, sampling, prompt=prompt, labels=labels, phonemes=phonemes,
+                      phoneme_lengths=lengths, generator=generator)
     length = int(out.frames[0])
     if length == 0:
         raise ValueError("the model ended the sequence at once (EOS at the first frame): no audio written; "
                          "try another --seed or a higher --temperature")
     codes = out.codes[:, :, :length].to(device)
-    if args.nar:
+    if args.nar and model.model_kind != "masked_lm":
         codes = _fill_upper(args.nar, codes, prompt, phonemes, lengths, labels, codec.n_q, device)
     with torch.no_grad():
         audio = codec.decode(codes)[0].float().cpu().clamp(-1, 1)
@@ -160,6 +166,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
     print(f"codec lm generate: {length} frames ({length / codec.frame_rate:.2f} s, stop: {out.reasons[0]}, "
           f"{codes.shape[1]} codebooks) -> {args.out}")
     return 0
+
+
+def _generate_masked(model, args: argparse.Namespace, frames: int, prompt: torch.Tensor | None,
+                     labels: torch.Tensor | None, generator: torch.Generator):
+    """A masked model's generation: ``frames`` frames after the prompt (if any), all masked, by MaskGIT
+    in windows of ``--window-seconds`` (``--nar`` is its coarse-to-fine model)."""
+    from funcodec_lite.lm.generate import Generation
+    from funcodec_lite.lm.maskgit import MaskGITConfig
+    from funcodec_lite.lm.vamp import VampConfig, vamp
+    from funcodec_lite.utils.weights import load_model_dir
+
+    if model.config.n_conditioning:
+        raise UsageError(f"{args.model}: a coarse-to-fine model; give the coarse model as --model and this "
+                         "one as --nar")
+    c2f = load_model_dir(args.nar, "masked_lm").to(next(model.parameters()).device) if args.nar else None
+    k = c2f.config.n_q if c2f is not None else model.config.n_q
+    tp = 0 if prompt is None else prompt.shape[-1]
+    device = next(model.parameters()).device
+    codes = torch.zeros(1, k, tp + frames, dtype=torch.long, device=device)
+    mask = torch.ones_like(codes, dtype=torch.bool)
+    if prompt is not None:
+        codes[:, : prompt.shape[1], :tp] = prompt[:, :k]
+        mask[:, :, :tp] = False
+    window = max(1, round(args.window_seconds * args.frame_rate))
+    config = VampConfig(window=window, overlap=window // 5, c2f_window=window, c2f_overlap=window // 5,
+                        maskgit=MaskGITConfig(steps=args.steps, temperature=args.temperature))
+    out = vamp(model, c2f, codes, mask, config, labels, generator)[:, :, tp:]
+    return Generation(out, torch.tensor([frames]), ["max_length"], args.steps)
 
 
 def _phonemes(text: str, provenance: dict, language: str | None,
@@ -221,7 +255,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--text", help="text to speak (phoneme-conditioned models)")
     gen.add_argument("--language", help="espeak-ng language of --text (default: the model's)")
     gen.add_argument("--class", dest="class_name", help="class to generate (class-conditional models)")
-    gen.add_argument("--nar", help="VALL-E's non-autoregressive model: fills codebooks 1..K-1")
+    gen.add_argument("--nar", help="VALL-E's non-autoregressive model (fills codebooks 1..K-1), or a masked "
+                     "model's coarse-to-fine model")
+    gen.add_argument("--steps", type=int, default=24, help="MaskGIT steps (masked models)")
+    gen.add_argument("--window-seconds", type=float, default=10.0, help="window of masked models")
     gen.add_argument("--codec", help="codec model directory (default: the one the LM was trained for)")
     gen.add_argument("--temperature", type=float, default=1.0)
     gen.add_argument("--top-k", type=int, default=0)

@@ -1,0 +1,134 @@
+"""``codec vamp``: vary, inpaint or compress audio with a masked token model (VampNet-style prompts).
+
+The input is encoded with the model's codec, the mask spec (``funcodec_lite/lm/prompts.py``: e.g.
+``periodic:7,width:1 & upper:4`` or a preset such as ``beat-driven``) chooses which tokens to regenerate,
+the coarse (and coarse-to-fine) models fill them by MaskGIT decoding in windows, and the result is decoded
+back to the input's length, rate and channel count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from funcodec_lite.cli.common import UsageError, pick_device
+
+
+def load_masked_models(model_dir: str, c2f_dir: str | None, codec_dir: str | None,
+                       device: torch.device) -> tuple:
+    """(coarse, c2f or None, codec, provenance) with one-line errors for models that do not fit together."""
+    from funcodec_lite.codec.loading import load_model, model_id
+    from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
+
+    kind, config = read_model_config(model_dir)
+    if kind != "masked_lm":
+        raise UsageError(f"{model_dir}: a {kind} model directory, not a masked token model")
+    if config.get("n_conditioning", 0):
+        raise UsageError(f"{model_dir}: a coarse-to-fine model; give the coarse model as --model and this "
+                         "one as --c2f")
+    provenance = read_provenance(model_dir)
+    if "tokens" not in provenance:
+        raise UsageError(f"{model_dir}: no record of the codec its tokens came from (provenance.json)")
+    coarse = load_model_dir(model_dir, "masked_lm").to(device)
+    codec = load_model(codec_dir or provenance.get("codec") or "default", device=device)
+    if model_id(codec) != provenance["tokens"]["model_id"]:
+        raise UsageError(f"{model_dir} was trained on tokens of codec {provenance['tokens']['model_id']}, "
+                         f"but the codec given is {model_id(codec)}")
+    c2f = None
+    if c2f_dir:
+        c2f = load_model_dir(c2f_dir, "masked_lm").to(device)
+        c2f_tokens = read_provenance(c2f_dir).get("tokens", {}).get("model_id")
+        if c2f_tokens != provenance["tokens"]["model_id"]:
+            raise UsageError(f"{c2f_dir} was trained on tokens of codec {c2f_tokens}, not the coarse model's")
+        if c2f.config.n_conditioning != coarse.config.n_q:
+            raise UsageError(f"{c2f_dir} reads {c2f.config.n_conditioning} coarse codebooks; the coarse "
+                             f"model makes {coarse.config.n_q}")
+    return coarse, c2f, codec, provenance
+
+
+def rhythm_frames(wav: torch.Tensor, rate: int, frame_rate: float, spec) -> tuple[list | None, list | None]:
+    """Onset and beat frames of each channel [C, T], computed only when the mask spec asks for them."""
+    from funcodec_lite.audio.rhythm import detect_onsets, track_beats
+    from funcodec_lite.lm.prompts import times_to_frames
+
+    onsets = beats = None
+    if spec.needs_onsets:
+        onsets = [times_to_frames(detect_onsets(channel, rate), frame_rate) for channel in wav]
+    if spec.needs_beats:
+        beats = [times_to_frames(track_beats(channel, rate), frame_rate) for channel in wav]
+    return onsets, beats
+
+
+def cmd_vamp(args: argparse.Namespace) -> int:
+    """Regenerate the masked tokens of an audio file and write the result (same length, rate, channels)."""
+    from funcodec_lite.audio.io import load_audio, resample, save_audio
+    from funcodec_lite.lm.maskgit import MaskGITConfig
+    from funcodec_lite.lm.prompts import parse_mask_spec
+    from funcodec_lite.lm.vamp import VampConfig, vamp
+
+    spec = parse_mask_spec(args.mask)  # a bad spec fails before anything is loaded
+    if args.window_seconds <= 0:
+        raise UsageError(f"--window-seconds must be > 0, got {args.window_seconds}")
+    device = pick_device(args.device)
+    coarse, c2f, codec, provenance = load_masked_models(args.model, args.c2f, args.codec, device)
+    if codec.channels != 1:
+        raise UsageError("codec vamp works with mono codecs (each channel of the input is vamped on its own)")
+    wav, rate = load_audio(args.input)
+    channels, length = wav.shape
+    mono = resample(wav, rate, codec.sample_rate)  # [C, T'] each channel coded on its own
+    with torch.no_grad():
+        codes = codec.encode(mono[:, None].to(device))  # [C, n_q, N]
+    generator = torch.Generator().manual_seed(args.seed)
+    onsets, beats = rhythm_frames(wav, rate, codec.frame_rate, spec)
+    k = c2f.config.n_q if c2f is not None else coarse.config.n_q
+    mask = spec.build(channels, k, codes.shape[-1], codec.frame_rate, generator, onsets, beats).to(device)
+    window = max(1, round(args.window_seconds * codec.frame_rate))
+    config = VampConfig(window=window, overlap=window // 5, c2f_window=window, c2f_overlap=window // 5,
+                        maskgit=MaskGITConfig(steps=args.steps, temperature=args.temperature,
+                                              mask_temperature=args.mask_temperature))
+    labels = _labels(args.class_name, provenance, channels, device)
+    out = vamp(coarse, c2f, codes[:, :k], mask, config, labels, generator)
+    with torch.no_grad():
+        audio = codec.decode(out, length=mono.shape[-1])[:, 0].float().cpu()  # [C, T']
+    audio = resample(audio, codec.sample_rate, rate)[:, :length]
+    if audio.shape[-1] < length:
+        audio = torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+    save_audio(args.output, audio.clamp(-1, 1), rate)
+    kept = int((~mask).sum())
+    kbps = kept * math.log2(codec.codebook_size) / (length / rate) / 1000 / channels
+    print(f"codec vamp: {mask.numel() - kept} of {mask.numel()} tokens generated ({kbps:.3f} kbps kept per "
+          f"channel) -> {args.output}")
+    return 0
+
+
+def _labels(name: str | None, provenance: dict, batch: int, device: torch.device) -> torch.Tensor | None:
+    if name is None:
+        return None
+    names = provenance.get("class_names") or []
+    if name not in names:
+        raise UsageError(f"unknown class {name!r}; known: {', '.join(names) or 'none'}")
+    return torch.full((batch,), names.index(name), device=device)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    vamp_cmd = commands.add_parser("vamp", help=cmd_vamp.__doc__, description=cmd_vamp.__doc__)
+    vamp_cmd.add_argument("input", type=Path, help="input audio")
+    vamp_cmd.add_argument("output", type=Path, help="output audio (.wav)")
+    vamp_cmd.add_argument("--model", required=True, help="the coarse masked model's directory")
+    vamp_cmd.add_argument("--c2f", help="the coarse-to-fine masked model's directory (else: coarse codebooks "
+                          "only)")
+    vamp_cmd.add_argument("--mask", required=True, help="mask spec or preset, e.g. 'periodic:7,width:1 & "
+                          "upper:4', 'beat-driven', 'inpaint-1s'")
+    vamp_cmd.add_argument("--codec", help="codec model directory (default: the model's own)")
+    vamp_cmd.add_argument("--steps", type=int, default=24, help="MaskGIT steps (12-36)")
+    vamp_cmd.add_argument("--temperature", type=float, default=1.0)
+    vamp_cmd.add_argument("--mask-temperature", type=float, default=10.5)
+    vamp_cmd.add_argument("--window-seconds", type=float, default=10.0, help="frames per window (the models' "
+                          "training length); longer audio is vamped in overlapping windows")
+    vamp_cmd.add_argument("--class", dest="class_name", help="class (class-conditional models)")
+    vamp_cmd.add_argument("--seed", type=int, default=0)
+    vamp_cmd.add_argument("--device", help="cpu, cuda or cuda:N")
+    vamp_cmd.set_defaults(func=cmd_vamp)
