@@ -91,8 +91,14 @@ def main() -> None:
     valid_examples, _, _ = token_examples(args.valid_tokens, args.n_q, model_id=info.model_id)
     train_set = ExampleDataset(train_examples, args.segment_frames)
     valid = heldout_batches(valid_examples, args.batch_size, args.segment_frames, limit=64)
-    rows = []
-    for name in args.patterns.split(","):
+    print(f"{len(train_examples)} training / {len(valid_examples)} held-out utterances, {args.n_q} "
+          f"codebooks of {info.codebook_size}, {args.steps} steps of {args.batch_size} x "
+          f"{args.segment_frames} frames, {torch.get_num_threads()} threads\n", flush=True)
+    header = " | ".join(f"NLL cb{k}" for k in range(args.n_q))
+    print(f"| pattern | parameters | step (s) | {header} | mean NLL "
+          f"| sample {args.sample_frames} frames (s) |")
+    print("|---" * (args.n_q + 5) + "|", flush=True)
+    for name in args.patterns.split(","):  # each row as soon as it is measured
         trained, step_s, nll = [], [], {}
         for section in models(args.dim, args.layers, args.heads)[name]:
             torch.manual_seed(0)
@@ -102,20 +108,11 @@ def main() -> None:
             step_s.append(seconds)
             nll.update({k: v for k, v in scores.items() if k.startswith("nll/cb")})
         params = sum(count_parameters(m) for m in trained)
-        rows.append((name, params, sum(step_s), nll, sample_seconds(trained, args.sample_frames)))
-        print(f"{name}: done", flush=True)
-    print(f"\n{len(train_examples)} training / {len(valid_examples)} held-out utterances, {args.n_q} "
-          f"codebooks of {info.codebook_size}, {args.steps} steps of {args.batch_size} x "
-          f"{args.segment_frames} frames, "
-          f"{torch.get_num_threads()} threads\n")
-    header = " | ".join(f"NLL cb{k}" for k in range(args.n_q))
-    print(f"| pattern | parameters | step (s) | {header} | mean NLL "
-          f"| sample {args.sample_frames} frames (s) |")
-    print("|---" * (args.n_q + 5) + "|")
-    for name, params, step, nll, sample_s in rows:
+        sample_s = sample_seconds(trained, args.sample_frames)
         cells = " | ".join(f"{nll.get(f'nll/cb{k}', float('nan')):.3f}" for k in range(args.n_q))
         mean = sum(nll.values()) / max(1, len(nll))
-        print(f"| {name} | {params / 1e6:.2f} M | {step:.3f} | {cells} | {mean:.3f} | {sample_s:.1f} |")
+        print(f"| {name} | {params / 1e6:.2f} M | {sum(step_s):.3f} | {cells} | {mean:.3f} | {sample_s:.1f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
