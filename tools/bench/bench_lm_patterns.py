@@ -111,8 +111,8 @@ def main() -> None:
         sample_s = sample_seconds(trained, args.sample_frames)
         cells = " | ".join(f"{nll.get(f'nll/cb{k}', float('nan')):.3f}" for k in range(args.n_q))
         mean = sum(nll.values()) / max(1, len(nll))
-        print(f"| {name} | {params / 1e6:.2f} M | {sum(step_s):.3f} | {cells} | {mean:.3f} | {sample_s:.1f} |",
-              flush=True)
+        row = f"| {name} | {params / 1e6:.2f} M | {sum(step_s):.3f} | {cells} | {mean:.3f} | {sample_s:.1f} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":
