@@ -14,6 +14,7 @@ from funcodec_lite.foley.classifier import ClassifierConfig, FoleyClassifier
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig
 from funcodec_lite.lm.codec_lm import CodecLM, CodecLMConfig
+from funcodec_lite.lm.masked import MaskedLM, MaskedLMConfig
 from funcodec_lite.lm.multiscale import MultiScaleConfig, MultiScaleLM
 from funcodec_lite.lm.nar import NARCodecLM, NARConfig
 from funcodec_lite.lm.transformer import TransformerConfig
@@ -52,6 +53,8 @@ def _models() -> dict[str, tuple[torch.nn.Module, torch.Tensor | tuple]]:
                    (codes, torch.tensor([4]), torch.tensor([0]), torch.tensor([1]), _prefix)),
         "multiscale_lm": (MultiScaleLM(MultiScaleConfig(n_q=2, card=8, global_transformer=small,
                                                         local_transformer=small)), (codes, _prefix)),
+        "masked_lm": (MaskedLM(MaskedLMConfig(n_q=2, n_conditioning=1, card=8, transformer=bidirectional)),
+                      (codes, _prefix)),
     }
 
 
