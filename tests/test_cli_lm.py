@@ -124,3 +124,25 @@ def test_embeddings_start_from_the_codecs_codebooks(setup, tmp_path):
             gram_book = torch.corrcoef(book)
             gram_table = torch.corrcoef(table)
             assert torch.corrcoef(torch.stack([gram_book.flatten(), gram_table.flatten()]))[0, 1] > 0.6
+
+
+def test_ar_codebook_0_then_nar_fill_with_a_prompt(setup, tmp_path):
+    """VALL-E's pair from the command line: an AR model over codebook 0 continues the prompt's codebook 0,
+    the NAR model (--nar) fills codebooks 1..3 reading the prompt's full codes; the decoded file has the
+    generated frames' length."""
+    root, codec_dir, _ = setup
+    stack = {"dim": 16, "n_layers": 1, "n_heads": 2}
+    ar = {"kind": "codec_lm", "pattern": "parallel", "transformer": stack}
+    nar = {"kind": "nar_lm", "transformer": {**stack, "causal": False}}
+    for name, model, n_q in (("ar", ar, 1), ("nar", nar, 4)):
+        config = {"model": model, "train": {"steps": 3, "batch_size": 4, "log_every": 3},
+                  "data": {"n_q": n_q, "segment_frames": 20, "valid_every": 0}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        assert main(["lm", "train", "--config", str(tmp_path / f"{name}.yaml"), "--tokens",
+                     str(root / "tokens"), "--codec", str(codec_dir), "--exp-dir", str(tmp_path / name)]) == 0
+    out = tmp_path / "speech.wav"
+    assert main(["lm", "generate", str(out), "--model", str(tmp_path / "ar" / "model"), "--nar",
+                 str(tmp_path / "nar" / "model"), "--prompt", str(root / "audio" / "utt01.wav"),
+                 "--seconds", "0.2", "--seed", "2"]) == 0
+    codec = load_model(codec_dir)
+    assert sf.info(out).frames % codec.samples_per_frame == 0 and sf.info(out).frames > 0

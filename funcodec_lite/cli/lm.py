@@ -136,10 +136,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         labels = torch.tensor([class_names.index(args.class_name)], device=device)
     if args.text is not None:
         phonemes, lengths = _phonemes(args.text, provenance, args.language, device)
+    full_prompt = None
     if args.prompt:
         wav, _ = load_audio(args.prompt, codec.sample_rate, channels=codec.channels)
         with torch.no_grad():
-            prompt = codec.encode(wav[None].to(device))[:, : model.config.n_q]
+            full_prompt = codec.encode(wav[None].to(device))  # every codebook: the NAR stage reads them all
+        prompt = full_prompt[:, : model.config.n_q]
     frames = max(1, round(args.seconds * codec.frame_rate))
     args.frame_rate = codec.frame_rate
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -159,7 +161,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          "try another --seed or a higher --temperature")
     codes = out.codes[:, :, :length].to(device)
     if args.nar and model.model_kind != "masked_lm":
-        codes = _fill_upper(args.nar, codes, prompt, phonemes, lengths, labels, codec.n_q, device)
+        codes = _fill_upper(args.nar, codes, full_prompt, phonemes, lengths, labels, codec.n_q, device)
     with torch.no_grad():
         audio = codec.decode(codes)[0].float().cpu().clamp(-1, 1)
     save_audio(args.out, audio, codec.sample_rate)
