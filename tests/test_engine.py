@@ -222,3 +222,34 @@ print(f'rank {{rank}} skipped {{skipping.skipped_batches}} position {{skipping.p
     assert any(not torch.equal(initial[k], rank0[k]) for k in rank0)  # and it trained
     # rank 0's second batch was unusable: both ranks skipped it and stepped on batch 3 together
     assert "rank 0 skipped 1 position 3" in result.stdout and "rank 1 skipped 1 position 3" in result.stdout
+
+
+class _Scripted(_Quadratic):
+    """Validation results follow a script (by step); the exported model records the step it was made at."""
+
+    def __init__(self, script: dict[int, float]):
+        super().__init__()
+        self.script = script
+
+    def validate(self, engine):
+        return {"nll": self.script[engine.step]}
+
+    def export(self, engine, directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "step.txt").write_text(str(engine.step))
+
+
+def test_best_metric_keeps_the_best_model_across_a_resume(tmp_path):
+    script = {2: 3.0, 4: 2.0, 6: 2.5, 8: 1.5, 10: 4.0}
+    config = EngineConfig(max_steps=6, batch_size=8, valid_every=2, checkpoint_every=2, best_metric="nll")
+    Engine(_Scripted(script), config, tmp_path).fit()
+    assert (tmp_path / "best" / "step.txt").read_text() == "4"
+    assert json.loads((tmp_path / "best" / "best.json").read_text())["nll"] == 2.0
+    resumed = Engine(_Scripted(script), config, tmp_path)
+    resumed.fit(max_steps=10, resume=True)
+    assert resumed.best == 1.5 and (tmp_path / "best" / "step.txt").read_text() == "8"
+    Engine(_Scripted(script), config, tmp_path).fit(max_steps=2)  # a fresh run forgets the old best
+    assert (tmp_path / "best" / "step.txt").read_text() == "2"
+    bad = EngineConfig(max_steps=2, batch_size=8, valid_every=2, best_metric="wer")
+    with pytest.raises(ValueError, match="best_metric 'wer'"):
+        Engine(_Scripted(script), bad, tmp_path / "other").fit()

@@ -92,6 +92,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --out exp/examples --seed "$seed" --prompt-seconds "$prompt_seconds" 2>&1 | tee exp/log/pack.log
 fi
 
+trained() {  # the model of a run: best/ (the best held-out NLL, when the config keeps it), else model/
+  if [ -f "$1/best/model.safetensors" ]; then echo "$1/best"; else echo "$1/model"; fi
+}
+
 train_lm() {  # train_lm NAME CONFIG: one token model on the training examples, held-out NLL on dev
   codec lm train --config "$2" --examples exp/examples/train.npz --valid-examples exp/examples/dev.npz \
     --vocab exp/vocab.json --language "$language" --codec "$codec" --exp-dir "exp/$1" "${resume[@]}" \
@@ -110,13 +114,13 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "stage 5: synthesize the test sentences"
-  python local/synthesize.py --ar exp/ar/model --nar exp/nar/model --examples exp/examples/test.npz \
+  python local/synthesize.py --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" --examples exp/examples/test.npz \
     --codec "$codec" --out exp/synth --seed "$seed" 2>&1 | tee exp/log/synthesize.log
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "stage 6: evaluate"
-  python local/evaluate.py --ar exp/ar/model --nar exp/nar/model --train-examples exp/examples/train.npz \
+  python local/evaluate.py --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" --train-examples exp/examples/train.npz \
     --test-examples exp/examples/test.npz --test-data data/test --synth exp/synth --out exp/eval \
     2>&1 | tee exp/log/evaluate.log
 fi

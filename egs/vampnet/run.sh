@@ -70,6 +70,10 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   done 2>&1 | tee exp/log/tokenize.log
 fi
 
+trained() {  # the model of a run: best/ (the best held-out NLL, when the config keeps it), else model/
+  if [ -f "$1/best/model.safetensors" ]; then echo "$1/best"; else echo "$1/model"; fi
+}
+
 train_masked() {  # train_masked NAME CONFIG
   codec lm train --config "$2" --tokens exp/tokens/train --valid-tokens exp/tokens/dev --codec "$codec" \
     --exp-dir "exp/$1" "${resume[@]}" 2>&1 | tee "exp/log/train_$1.log"
@@ -87,6 +91,6 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "stage 4: prompt presets and compression on held-out clips"
-  python local/presets.py --coarse exp/coarse/model --c2f exp/c2f/model --data data/test --clips "$clips" \
+  python local/presets.py --coarse "$(trained exp/coarse)" --c2f "$(trained exp/c2f)" --data data/test --clips "$clips" \
     --steps "$steps" --out exp/presets 2>&1 | tee exp/log/presets.log
 fi

@@ -10,7 +10,9 @@ that continues bit-exactly, a wall-clock budget, tqdm with ETA, tensorboard and 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -48,6 +50,8 @@ class EngineConfig:
         checkpoint_every: steps between checkpoints (0: only at the end).
         keep_last: checkpoints kept.
         max_minutes: wall-clock budget of one run (0: none); every rank stops at the same step and saves.
+        best_metric: a validation result (lower is better, e.g. ``nll``) whose best value so far keeps its
+            model directory in ``exp_dir/best`` (early stopping for small data); empty: none.
     """
 
     max_steps: int = 1000
@@ -63,6 +67,7 @@ class EngineConfig:
     checkpoint_every: int = 1000
     keep_last: int = 3
     max_minutes: float = 0.0
+    best_metric: str = ""
 
     def __post_init__(self) -> None:
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
@@ -88,8 +93,8 @@ class LoopConfig:
         batch_size: examples per step and process.
         lr, betas: Adam's settings.
         grad_clip: gradient-norm limit (<= 0: none).
-        log_every, checkpoint_every, keep_last, max_minutes, seed, mixed_precision, num_workers:
-            see `EngineConfig`.
+        log_every, checkpoint_every, keep_last, max_minutes, seed, mixed_precision, num_workers,
+            best_metric: see `EngineConfig`.
     """
 
     steps: int = 1000
@@ -104,6 +109,7 @@ class LoopConfig:
     keep_last: int = 2
     max_minutes: float = 0.0
     num_workers: int = 0
+    best_metric: str = ""
 
     @classmethod
     def from_dict(cls, data: dict) -> LoopConfig:
@@ -116,7 +122,7 @@ class LoopConfig:
             "num_workers": self.num_workers, "mixed_precision": self.mixed_precision,
             "grad_clip": self.grad_clip, "log_every": self.log_every,
             "checkpoint_every": self.checkpoint_every, "keep_last": self.keep_last,
-            "max_minutes": self.max_minutes, **overrides})
+            "max_minutes": self.max_minutes, "best_metric": self.best_metric, **overrides})
 
 
 def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: int,
@@ -209,6 +215,7 @@ class Engine:
         self.dataset = task.dataset()
         self.step, self.epoch, self.position = 0, 0, 0
         self.skipped_batches = 0
+        self.best: float | None = None  # best value of config.best_metric so far
         self.train_seconds = 0.0  # seconds in training steps (validation and checkpoints excluded), all runs
         self.log = TrainLog(self.exp_dir if accelerator.is_main_process else None, task.name)
 
@@ -288,7 +295,7 @@ class Engine:
         extra = {"epoch": self.epoch, "position": self.position, "skipped_batches": self.skipped_batches,
                  "train_seconds": self.train_seconds, "engine": asdict(self.config),
                  "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
-                 "task": self.task.state()}
+                 "task": self.task.state(), "best": self.best}
         path = None
         if self.accelerator.is_main_process:
             modules = {name: self.unwrap(name) for name in self.modules}
@@ -315,6 +322,7 @@ class Engine:
             if name in self.scalers and scaler_state:
                 self.scalers[name].load_state_dict(scaler_state)
         self.task.load_state(extra.get("task", {}))
+        self.best = extra.get("best")
         self.accelerator.print(f"resumed from {directory} at step {self.step}")
         return True
 
@@ -323,7 +331,21 @@ class Engine:
             results = self.task.validate(self)
             if results:
                 self.log.validation(self.step, self.train_seconds, results)
+                self._keep_best(results)
         self.accelerator.wait_for_everyone()
+
+    def _keep_best(self, results: dict[str, float]) -> None:
+        """Exports the model to ``exp_dir/best`` when ``best_metric`` improves (main process)."""
+        name = self.config.best_metric
+        if not name or self.exp_dir is None:
+            return
+        if name not in results:
+            raise ValueError(f"best_metric {name!r} is not a validation result; known: {sorted(results)}")
+        if self.best is None or results[name] < self.best:
+            self.best = float(results[name])
+            self.task.export(self, self.exp_dir / "best")
+            record = {"step": self.step, name: self.best, "train_minutes": round(self.train_seconds / 60, 3)}
+            (self.exp_dir / "best" / "best.json").write_text(json.dumps(record) + "\n", encoding="utf-8")
 
     def _out_of_time(self, deadline: float) -> bool:
         """True once the budget is spent on any rank, so that every rank stops at the same step."""
@@ -345,6 +367,8 @@ class Engine:
         max_steps = config.max_steps if max_steps is None else max_steps
         if not (resume and self.resume()) and self.step == 0:
             self.log.reset()  # a fresh run: logs of an earlier run in this directory are replaced
+            if self.exp_dir is not None and self.accelerator.is_main_process:
+                shutil.rmtree(self.exp_dir / "best", ignore_errors=True)  # and so is its best model
         batches = self.batches()
         main = self.accelerator.is_main_process
         bar = tqdm(total=max_steps, initial=self.step, disable=not main, desc=self.task.name,
