@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,14 +37,19 @@ class Synthesis:
 @torch.no_grad()
 def synthesize(ar: CodecLM, nar: NARCodecLM | None, example: TaskExample, tokenizer: Tokenizer,
                sampling: SamplingConfig | None = None, max_frames_per_phoneme: float = 16.0,
+               min_frames_per_phoneme: float = 0.0,
                generator: torch.Generator | None = None) -> Synthesis:
-    """Speaks ``example.phonemes`` in the voice of ``example.prompt`` (codes [K, Tp])."""
+    """Speaks ``example.phonemes`` in the voice of ``example.prompt`` (codes [K, Tp]), in at least
+    ``min_frames_per_phoneme`` and at most ``max_frames_per_phoneme`` frames per phoneme (UniAudio bounds
+    the length the same way, by ratios to the condition's length)."""
     device = next(ar.parameters()).device
     phonemes = example.phonemes[None].to(device)
     lengths = torch.tensor([phonemes.shape[1]], device=device)
     prompt = None if example.prompt is None else example.prompt[None].to(device)
     limit = max(1, math.ceil(max_frames_per_phoneme * phonemes.shape[1]))
-    out = generate(ar, 1, limit, sampling or SamplingConfig(top_k=50), prompt=None if prompt is None
+    sampling = replace(sampling or SamplingConfig(top_k=50),
+                       min_frames=min(limit, math.floor(min_frames_per_phoneme * phonemes.shape[1])))
+    out = generate(ar, 1, limit, sampling, prompt=None if prompt is None
                    else prompt[:, : ar.config.n_q], phonemes=phonemes, phoneme_lengths=lengths,
                    generator=generator)
     frames = int(out.frames[0])

@@ -26,6 +26,8 @@ parser.add_argument("--codec", default="default", help="the codec of the tokens"
 parser.add_argument("--out", required=True, type=Path)
 parser.add_argument("--top-k", type=int, default=50)
 parser.add_argument("--temperature", type=float, default=1.0)
+parser.add_argument("--min-frames-per-phoneme", type=float, default=1.0,
+                    help="no EOS before this many frames per phoneme (0: EOS allowed at once)")
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 try:
@@ -45,6 +47,7 @@ records = []
 for index, example in enumerate(examples.examples):
     start = time.perf_counter()
     result = synthesize(ar, nar, example, tokenizer, sampling,
+                        min_frames_per_phoneme=args.min_frames_per_phoneme,
                         generator=torch.Generator().manual_seed(args.seed * 100_003 + index))
     if result.wav.shape[-1]:
         save_audio(args.out / f"{example.utt_id}.wav", result.wav, tokenizer.sample_rate)
