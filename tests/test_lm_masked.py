@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import counting_codes
 from torch.nn import functional as F
 
 from funcodec_lite.lm.codec_lm import LMBatch
@@ -84,19 +85,13 @@ def test_prompt_tokens_are_kept_and_decoding_is_deterministic():
         maskgit_generate(c2f, codes, torch.ones_like(mask))
 
 
-def _process(n: int, frames: int, card: int, generator: torch.Generator) -> torch.Tensor:
-    """Codebook k of frame t is (start + t + k) mod card."""
-    start = torch.randint(0, card, (n, 1, 1), generator=generator)
-    return (start + torch.arange(frames)[None, None] + torch.arange(4)[None, :, None]) % card
-
-
 def test_the_masked_model_learns_to_fill_a_token_process():
     model = _model(card=8, label_smoothing=0.0).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(400):
-        codes = _process(16, 12, 8, generator)
+        codes = counting_codes(16, 12, 8, generator)
         loss = model.loss(LMBatch(codes, torch.full((16,), 12), torch.zeros(16, dtype=torch.long)))
         optimizer.zero_grad()
         loss.loss.backward()
@@ -104,7 +99,7 @@ def test_the_masked_model_learns_to_fill_a_token_process():
         losses.append(loss.loss.item())
     # examples drawn with r near 0 have (almost) every token masked: ln 8 per token is their floor
     assert sum(losses[-10:]) < 0.5 * sum(losses[:10])
-    codes = _process(4, 12, 8, generator)
+    codes = counting_codes(4, 12, 8, generator)
     mask = torch.ones_like(codes, dtype=torch.bool)
     mask[:, :, ::4] = False  # a periodic prompt: every 4th frame
     out = maskgit_generate(model, codes, mask, MaskGITConfig(steps=12, temperature=0.3, mask_temperature=0.5),

@@ -4,6 +4,7 @@ model calls, the model-directory round trip, and a model that learns a token pro
 
 import pytest
 import torch
+from tiny_models import learns_and_continues_counting
 
 from funcodec_lite.lm.codec_lm import LMBatch
 from funcodec_lite.lm.generate import SamplingConfig
@@ -150,30 +151,6 @@ def test_model_directory_round_trip(tmp_path):
         MultiScaleConfig(n_q=3, global_transformer=GLOBAL)
 
 
-def _counting_batch(n: int, frames: int, card: int, generator: torch.Generator) -> LMBatch:
-    """Codes whose codebook k at frame t is (start + t + k) mod card: a process an LM can learn exactly."""
-    start = torch.randint(0, card, (n, 1, 1), generator=generator)
-    codes = (start + torch.arange(frames)[None, None] + torch.arange(4)[None, :, None]) % card
-    return LMBatch(codes, torch.full((n,), frames), torch.zeros(n, dtype=torch.long))
-
-
 def test_the_lm_learns_a_token_process_and_samples_it():
     model = _model(card=8).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(150):
-        loss = model.loss(_counting_batch(16, 10, 8, generator))
-        optimizer.zero_grad()
-        loss.loss.backward()
-        optimizer.step()
-        losses.append(loss.loss.item())
-    assert losses[-1] < 0.1 * losses[0]
-    prompt = _counting_batch(4, 2, 8, generator).codes
-    out = generate_multiscale(model, 4, 12, SamplingConfig(temperature=0.5), prompt=prompt,
-                              generator=torch.Generator().manual_seed(2))
-    expected = (prompt[:, :, -1:] + 1 + torch.arange(12)[None, None]) % 8
-    frames = out.frames.tolist()
-    assert min(frames) >= 8  # learnt to stop around 10 frames: the prompt's 2 + at least 8 more
-    for i, n in enumerate(frames):
-        assert torch.equal(out.codes[i, :, :n], expected[i, :, :n])
+    learns_and_continues_counting(model, generate_multiscale)

@@ -42,6 +42,8 @@ def test_recipe_stages_0_to_4(tmp_path):
     # denser periodic prompts keep more bits, and every kept token comes back exactly
     assert summary["periodic-5"]["kbps"] > summary["periodic-21"]["kbps"] > 0
     assert summary["periodic-5"]["prompt_exact"] == summary["inpaint-1s"]["prompt_exact"] == 1.0
-    kbps = [summary[f"codec n_q={n}"]["kbps"] for n in (1, 2, 4, 8)]
-    assert kbps == sorted(kbps)
+    # the bitrate kept by a compression mask: every 8th frame of all 4 codebooks of the tiny codec is 1/8 of
+    # the codec's own rate, up to the rounding of the last partial period
+    full_rate = summary["codec n_q=4"]["kbps"]
+    assert abs(summary["compress-4"]["kbps"] - full_rate / 8) < 0.2 * full_rate / 8
     assert "codec + vamp" in (recipe / "exp" / "presets" / "results.md").read_text()

@@ -75,3 +75,38 @@ def overfit_losses(codec: Codec, steps: int, lr: float) -> list[float]:
         optimizer.step()
         losses.append((out.wav - wav).abs().mean().item())
     return losses
+
+
+def counting_codes(n: int, frames: int, card: int, generator: torch.Generator, n_q: int = 4) -> torch.Tensor:
+    """[n, n_q, frames] codes whose codebook k at frame t is (start + t + k) mod card, start random per
+    item: a token process a language model can learn exactly."""
+    start = torch.randint(0, card, (n, 1, 1), generator=generator)
+    return (start + torch.arange(frames)[None, None] + torch.arange(n_q)[None, :, None]) % card
+
+
+def learns_and_continues_counting(model, sampler) -> None:
+    """Trains an AR token LM (``loss(LMBatch)``) 150 steps on `counting_codes` (10 frames, 8 codes) and
+    checks the loss falls below a tenth and ``sampler(model, 4, 12, config, prompt=..., generator=...)``
+    continues 2-frame prompts exactly, stopping after the trained length."""
+    from funcodec_lite.lm.codec_lm import LMBatch
+    from funcodec_lite.lm.generate import SamplingConfig
+
+    optimizer = torch.optim.Adam(model.train().parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(150):
+        codes = counting_codes(16, 10, 8, generator)
+        loss = model.loss(LMBatch(codes, torch.full((16,), 10), torch.zeros(16, dtype=torch.long)))
+        optimizer.zero_grad()
+        loss.loss.backward()
+        optimizer.step()
+        losses.append(loss.loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+    prompt = counting_codes(4, 2, 8, generator)
+    out = sampler(model, 4, 12, SamplingConfig(temperature=0.5), prompt=prompt,
+                  generator=torch.Generator().manual_seed(2))
+    expected = (prompt[:, :, -1:] + 1 + torch.arange(12)[None, None]) % 8
+    frames = out.frames.tolist()
+    assert min(frames) >= 8  # learnt to stop around 10 frames: the prompt's 2 + at least 8 more
+    for i, n in enumerate(frames):
+        assert torch.equal(out.codes[i, :, :n], expected[i, :, :n])

@@ -143,14 +143,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
             full_prompt = codec.encode(wav[None].to(device))  # every codebook: the NAR stage reads them all
         prompt = full_prompt[:, : model.config.n_q]
     frames = max(1, round(args.seconds * codec.frame_rate))
-    args.frame_rate = codec.frame_rate
     sampling = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               cfg_coef=args.cfg)
     generator = torch.Generator().manual_seed(args.seed)
     if model.model_kind == "masked_lm":
         if args.text is not None:
             raise UsageError("masked models are not text-conditioned (--text)")
-        out = _generate_masked(model, args, frames, prompt, labels, generator)
+        out = _generate_masked(model, args, frames, codec.frame_rate, prompt, labels, generator)
     else:
         sampler = generate_multiscale if model.model_kind == "multiscale_lm" else generate
         out = sampler(model, n, frames, sampling, prompt=prompt, labels=labels, phonemes=phonemes,
@@ -160,8 +159,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("the model ended the sequence at once (EOS at the first frame): no audio written; "
                          "try another --seed or a higher --temperature")
     codes = out.codes[:, :, :length].to(device)
-    if args.nar and model.model_kind != "masked_lm":
-        codes = _fill_upper(args.nar, codes, full_prompt, phonemes, lengths, labels, codec.n_q, device)
+    if args.nar and model.model_kind != "masked_lm":  # VALL-E: codebooks 1..K-1 after codebook 0
+        from funcodec_lite.utils.weights import load_model_dir
+
+        nar = load_model_dir(args.nar, "nar_lm").to(device)
+        codes = nar.continue_prompt(codes[:, 0], full_prompt, labels, phonemes, lengths)[:, : codec.n_q]
     with torch.no_grad():
         audio = codec.decode(codes)[0].float().cpu().clamp(-1, 1)
     save_audio(args.out, audio, codec.sample_rate)
@@ -170,8 +172,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_masked(model, args: argparse.Namespace, frames: int, prompt: torch.Tensor | None,
-                     labels: torch.Tensor | None, generator: torch.Generator):
+def _generate_masked(model, args: argparse.Namespace, frames: int, frame_rate: float,
+                     prompt: torch.Tensor | None, labels: torch.Tensor | None, generator: torch.Generator):
     """A masked model's generation: ``frames`` frames after the prompt (if any), all masked, by MaskGIT
     in windows of ``--window-seconds`` (``--nar`` is its coarse-to-fine model)."""
     from funcodec_lite.lm.generate import Generation
@@ -191,9 +193,8 @@ def _generate_masked(model, args: argparse.Namespace, frames: int, prompt: torch
     if prompt is not None:
         codes[:, : prompt.shape[1], :tp] = prompt[:, :k]
         mask[:, :, :tp] = False
-    window = max(1, round(args.window_seconds * args.frame_rate))
-    config = VampConfig(window=window, overlap=window // 5, c2f_window=window, c2f_overlap=window // 5,
-                        maskgit=MaskGITConfig(steps=args.steps, temperature=args.temperature))
+    config = VampConfig.for_window(max(1, round(args.window_seconds * frame_rate)),
+                                   MaskGITConfig(steps=args.steps, temperature=args.temperature))
     out = vamp(model, c2f, codes, mask, config, labels, generator)[:, :, tp:]
     return Generation(out, torch.tensor([frames]), ["max_length"], args.steps)
 
@@ -208,25 +209,6 @@ def _phonemes(text: str, provenance: dict, language: str | None,
     vocab = PhonemeVocabulary(symbols)
     ids = vocab.encode(phonemize([text], language or provenance.get("language", "en"))[0])
     return ids[None].to(device), torch.tensor([len(ids)], device=device)
-
-
-def _fill_upper(directory: str, codes: torch.Tensor, prompt: torch.Tensor | None, phonemes, lengths, labels,
-                n_q: int, device: torch.device) -> torch.Tensor:
-    """Codebooks 1..K-1 by VALL-E's NAR model after the AR model's codebook 0."""
-    from funcodec_lite.utils.weights import load_model_dir
-
-    nar = load_model_dir(directory, "nar_lm").to(device)
-    k = nar.config.n_q
-    tp = 0 if prompt is None else prompt.shape[-1]
-    full = torch.zeros(1, k, tp + codes.shape[-1], dtype=torch.long, device=device)
-    if prompt is not None:
-        if prompt.shape[1] < k:
-            raise UsageError(f"--nar models {k} codebooks but the prompt was encoded with {prompt.shape[1]}")
-        full[:, :, :tp] = prompt[:, :k]
-    full[:, 0, tp:] = codes[:, 0]
-    filled = nar.fill(full, torch.tensor([full.shape[-1]], device=device), torch.tensor([tp], device=device),
-                      labels, phonemes, lengths)
-    return filled[:, : min(k, n_q), tp:]
 
 
 def register(commands: argparse._SubParsersAction) -> None:

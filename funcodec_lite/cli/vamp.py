@@ -85,10 +85,9 @@ def cmd_vamp(args: argparse.Namespace) -> int:
     onsets, beats = rhythm_frames(wav, rate, codec.frame_rate, spec)
     k = c2f.config.n_q if c2f is not None else coarse.config.n_q
     mask = spec.build(channels, k, codes.shape[-1], codec.frame_rate, generator, onsets, beats).to(device)
-    window = max(1, round(args.window_seconds * codec.frame_rate))
-    config = VampConfig(window=window, overlap=window // 5, c2f_window=window, c2f_overlap=window // 5,
-                        maskgit=MaskGITConfig(steps=args.steps, temperature=args.temperature,
-                                              mask_temperature=args.mask_temperature))
+    config = VampConfig.for_window(max(1, round(args.window_seconds * codec.frame_rate)),
+                                   MaskGITConfig(steps=args.steps, temperature=args.temperature,
+                                                 mask_temperature=args.mask_temperature))
     labels = _labels(args.class_name, provenance, channels, device)
     out = vamp(coarse, c2f, codes[:, :k], mask, config, labels, generator)
     with torch.no_grad():

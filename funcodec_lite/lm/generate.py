@@ -70,6 +70,20 @@ def sample(logits: torch.Tensor, config: SamplingConfig, generator: torch.Genera
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
+def start_sampling(model: torch.nn.Module, batch_size: int, max_frames: int | torch.Tensor,
+                   prompt: torch.Tensor | None) -> tuple:
+    """What every autoregressive sampler sets up first: (model config, device, per-item frame limits [B],
+    prompt frames); eval mode; a negative limit or a prompt with other codebooks is refused."""
+    model.eval()
+    device = next(model.parameters()).device
+    limit = torch.as_tensor(max_frames, device=device).expand(batch_size).clone()
+    if int(limit.min()) < 0:
+        raise ValueError("max_frames must be >= 0")
+    if prompt is not None and prompt.shape[1] != model.config.n_q:
+        raise ValueError(f"the prompt has {prompt.shape[1]} codebooks, the model {model.config.n_q}")
+    return model.config, device, limit, 0 if prompt is None else prompt.shape[-1]
+
+
 @torch.no_grad()
 def generate(model: CodecLM, batch_size: int, max_frames: int | torch.Tensor,
              config: SamplingConfig | None = None, prompt: torch.Tensor | None = None,
@@ -88,14 +102,8 @@ def generate(model: CodecLM, batch_size: int, max_frames: int | torch.Tensor,
         generator: the random source (CPU), for reproducible draws.
     """
     config = config or SamplingConfig()
-    model.eval()
-    lm = model.config
-    device = next(model.parameters()).device
+    lm, device, limit, tp = start_sampling(model, batch_size, max_frames, prompt)
     b, k = batch_size, lm.n_q
-    limit = torch.as_tensor(max_frames, device=device).expand(b).clone()
-    if int(limit.min()) < 0:
-        raise ValueError("max_frames must be >= 0")
-    tp = 0 if prompt is None else prompt.shape[-1]
     total = tp + int(limit.max()) + 1  # one more frame for the EOS slot
     where = frame_index(model.pattern, total, device)  # [K, S]
     steps = where.shape[1]

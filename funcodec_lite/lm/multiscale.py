@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from funcodec_lite.lm.codec_lm import LMBatch, LMLoss
 from funcodec_lite.lm.conditioning import Conditioner
-from funcodec_lite.lm.generate import Generation, SamplingConfig, sample
+from funcodec_lite.lm.generate import Generation, SamplingConfig, sample, start_sampling
 from funcodec_lite.lm.transformer import KVCache, Transformer, TransformerConfig
 from funcodec_lite.utils.config import build_dataclass
 
@@ -231,14 +231,8 @@ def generate_multiscale(model: MultiScaleLM, batch_size: int, max_frames: int | 
         generator: the random source (CPU), for reproducible draws.
     """
     config = config or SamplingConfig()
-    model.eval()
-    lm = model.config
-    device = next(model.parameters()).device
+    lm, device, limit, tp = start_sampling(model, batch_size, max_frames, prompt)
     b, k = batch_size, lm.n_q
-    limit = torch.as_tensor(max_frames, device=device).expand(b).clone()
-    if int(limit.min()) < 0:
-        raise ValueError("max_frames must be >= 0")
-    tp = 0 if prompt is None else prompt.shape[-1]
     total = tp + int(limit.max())
     sequence = torch.full((b, k, total), lm.special, dtype=torch.long, device=device)
     if tp:

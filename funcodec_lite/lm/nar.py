@@ -138,3 +138,23 @@ class NARCodecLM(nn.Module):
                 drawn = logits.argmax(dim=-1)
             codes[:, j] = torch.where(target, drawn, codes[:, j])
         return codes
+
+    @torch.no_grad()
+    def continue_prompt(self, first: torch.Tensor, prompt: torch.Tensor | None = None,
+                        labels: torch.Tensor | None = None, phonemes: torch.Tensor | None = None,
+                        phoneme_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """All K codebooks of generated frames from their codebook 0 ``first`` [B, T] (the AR stage's
+        output), reading the acoustic prompt's full codes ``prompt`` [B, >= K, Tp]. Returns [B, K, T]."""
+        b, t = first.shape
+        k, device = self.config.n_q, first.device
+        tp = 0 if prompt is None else prompt.shape[-1]
+        if prompt is not None and prompt.shape[1] < k:
+            raise ValueError(f"the NAR model reads {k} codebooks of the prompt, it has {prompt.shape[1]}")
+        codes = torch.zeros(b, k, tp + t, dtype=torch.long, device=device)
+        if prompt is not None:
+            codes[:, :, :tp] = prompt[:, :k]
+        codes[:, 0, tp:] = first
+        frames = torch.full((b,), tp + t, device=device)
+        prompt_frames = torch.full((b,), tp, device=device)
+        filled = self.fill(codes, frames, prompt_frames, labels, phonemes, phoneme_lengths)
+        return filled[:, :, tp:]

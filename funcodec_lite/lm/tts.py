@@ -55,14 +55,7 @@ def synthesize(ar: CodecLM, nar: NARCodecLM | None, example: TaskExample, tokeni
     frames = int(out.frames[0])
     codes = out.codes[:, :, :frames].to(device)
     if nar is not None and frames:
-        k = nar.config.n_q
-        tp = 0 if prompt is None else prompt.shape[-1]
-        full = torch.zeros(1, k, tp + frames, dtype=torch.long, device=device)
-        if prompt is not None:
-            full[:, :, :tp] = prompt[:, :k]
-        full[:, 0, tp:] = codes[:, 0]
-        codes = nar.fill(full, torch.tensor([tp + frames], device=device), torch.tensor([tp], device=device),
-                         phonemes=phonemes, phoneme_lengths=lengths)[:, :, tp:]
+        codes = nar.continue_prompt(codes[:, 0], prompt, phonemes=phonemes, phoneme_lengths=lengths)
     if frames == 0:
         return Synthesis(torch.zeros(tokenizer.channels, 0), codes[0].cpu(), out.reasons[0])
     decoded = tokenizer.decode(codes)

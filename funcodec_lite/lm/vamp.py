@@ -33,6 +33,12 @@ class VampConfig:
     c2f_overlap: int = 30
     maskgit: MaskGITConfig = field(default_factory=MaskGITConfig)
 
+    @classmethod
+    def for_window(cls, window: int, maskgit: MaskGITConfig) -> VampConfig:
+        """One window length for both models, each window prompted by the last fifth of the previous."""
+        return cls(window=window, overlap=window // 5, c2f_window=window, c2f_overlap=window // 5,
+                   maskgit=maskgit)
+
     def __post_init__(self) -> None:
         for window, overlap in ((self.window, self.overlap), (self.c2f_window, self.c2f_overlap)):
             if window and not 0 <= overlap < window:
