@@ -47,6 +47,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "codec_lm": ("funcodec_lite.lm.codec_lm", "CodecLM"),
     "nar_lm": ("funcodec_lite.lm.nar", "NARCodecLM"),
     "masked_lm": ("funcodec_lite.lm.masked", "MaskedLM"),
+    "wavenet": ("funcodec_lite.vocoders.wavenet", "WaveNetVocoder"),
+    "student": ("funcodec_lite.vocoders.student", "StudentVocoder"),
+    "waveglow": ("funcodec_lite.vocoders.waveglow", "WaveGlow"),
+    "flowavenet": ("funcodec_lite.vocoders.flowavenet", "FloWaveNet"),
 }
 
 

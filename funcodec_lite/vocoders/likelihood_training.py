@@ -1,0 +1,113 @@
+"""Training of the vocoders that learn from one loss of their own (WaveNet, WaveGlow, FloWaveNet, the student).
+
+Every such model has the interface of `funcodec_lite.vocoders`: ``training_loss(mel, wav) -> dict`` with a
+``"loss"`` entry (the value to minimise; the other entries are logged), ``synthesize(mel, ...)``,
+``hop_length``, ``model_kind`` and a dataclass ``config``. One engine task trains them all on aligned
+random segments (`SegmentDataset`, the crops HiFi-GAN trains on), with Adam and gradient clipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from funcodec_lite.train.engine import Engine, EngineConfig, LoopConfig, TrainTask
+from funcodec_lite.vocoders.hifigan_training import SegmentDataset
+
+
+@dataclass
+class LikelihoodLoopConfig(LoopConfig):
+    """Optimisation of a likelihood-trained vocoder (Adam, the rate halved every ``lr_half_every`` steps).
+
+    Args:
+        segment_frames: mel frames per training segment (16 frames = 4,096 samples at hop 256).
+        lr_half_every: steps between halvings of the rate (WaveGlow and FloWaveNet halve it on a schedule);
+            0 keeps it constant.
+        (the other fields: `LoopConfig`)
+    """
+
+    steps: int = 2000
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+    segment_frames: int = 16
+    lr_half_every: int = 0
+
+    def engine(self, **overrides) -> EngineConfig:
+        if self.lr_half_every:
+            overrides = {"lr_decay": 0.5, "lr_decay_every": self.lr_half_every, **overrides}
+        return super().engine(**overrides)
+
+
+class LikelihoodVocoderTask(TrainTask):
+    """One optimizer, one loss: ``model.training_loss(mel, wav)["loss"]`` per step.
+
+    Args:
+        build_model: makes the model (called after the engine has seeded torch).
+        mels: [N, n_mels, F] log-mels of ``wavs``.
+        wavs: [N, T] audio with T >= F·hop.
+        loop: the run's settings.
+        provenance: extra entries for the exported model's ``provenance.json``.
+    """
+
+    name = "vocoder"
+
+    def __init__(self, build_model: Callable[[], nn.Module], mels: torch.Tensor, wavs: torch.Tensor,
+                 loop: LikelihoodLoopConfig, provenance: dict | None = None) -> None:
+        self.build_model, self.loop = build_model, loop
+        self.mels, self.wavs = mels, wavs
+        self.provenance = provenance or {}
+        self._segments: SegmentDataset | None = None
+
+    def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        model = self.build_model()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self._segments = SegmentDataset(self.mels, self.wavs, self.loop.segment_frames, model.hop_length,
+                                        self.loop.seed)
+        return {"vocoder": TrainingLoss(model)}, {"vocoder": torch.optim.Adam(trainable, lr=self.loop.lr,
+                                                                betas=self.loop.betas)}
+
+    def dataset(self) -> SegmentDataset:
+        assert self._segments is not None, "build() first"
+        return self._segments
+
+    def step(self, batch: list[torch.Tensor], engine: Engine) -> dict[str, torch.Tensor]:
+        mel, wav = batch
+        with engine.autocast():
+            terms = engine.modules["vocoder"](mel, wav)  # through DDP when distributed
+        engine.update("vocoder", terms["loss"])
+        return {k: v.detach() for k, v in terms.items()}
+
+    def export(self, engine: Engine, directory: Path) -> None:
+        from funcodec_lite.utils.weights import save_model_dir
+
+        save_model_dir(directory, engine.unwrap("vocoder").model,
+                       {**self.provenance, "steps": engine.step,
+                        "train_minutes": round(engine.train_seconds / 60, 3)})
+
+
+class TrainingLoss(nn.Module):
+    """``forward(mel, wav)`` is ``model.training_loss(mel, wav)``, so DDP sees the loss computation as the
+    wrapped module's forward and all-reduces its gradients."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.training_loss(mel, wav)
+
+
+def train_likelihood_vocoder(build_model: Callable[[], nn.Module], mels: torch.Tensor, wavs: torch.Tensor,
+                             loop: LikelihoodLoopConfig, exp_dir: str | Path | None, resume: bool = False,
+                             provenance: dict | None = None) -> nn.Module:
+    """Trains ``build_model()`` on whole-clip mels [N, n_mels, F] and audio [N, T]; saves ``exp_dir/model``.
+
+    Returns the trained model in eval mode.
+    """
+    engine = Engine(LikelihoodVocoderTask(build_model, mels, wavs, loop, provenance), loop.engine(), exp_dir)
+    engine.fit(resume=resume)
+    return engine.unwrap("vocoder").model.eval()
