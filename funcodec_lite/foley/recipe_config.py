@@ -45,7 +45,9 @@ class FoleyRunConfig:
     autoencoder and the data), ``prior_train`` (LoopConfig), ``vocoder`` (a preset name v1, v2, v3,
     tiny or HiFiGANConfig fields), ``vocoder_train`` (VocoderLoopConfig), ``vocoder_loss``
     (HiFiGANLossConfig: discriminator sizes, loss weights), ``classifier``
-    (ClassifierConfig fields), ``generate`` (GenerateConfig).
+    (ClassifierConfig fields), ``generate`` (GenerateConfig), ``codec_tokens`` (the codec-token path:
+    `funcodec_lite.foley.codec_path.CodecTokensConfig`; with it the run trains a codec and a token prior
+    instead of the mel autoencoder, PixelSNAIL and the vocoder).
     """
 
     vqvae: MelVQVAEConfig = field(default_factory=MelVQVAEConfig)
@@ -57,6 +59,12 @@ class FoleyRunConfig:
     vocoder_loss: HiFiGANLossConfig = field(default_factory=HiFiGANLossConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    codec_tokens: dict | None = None
+
+    @property
+    def path(self) -> str:
+        """"codec" when the run generates codec tokens (a ``codec_tokens`` section), else "mel"."""
+        return "codec" if self.codec_tokens is not None else "mel"
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> FoleyRunConfig:
@@ -75,6 +83,7 @@ class FoleyRunConfig:
                 vocoder_loss=build_dataclass(HiFiGANLossConfig, data.get("vocoder_loss", {}), "vocoder_loss"),
                 classifier=ClassifierConfig(**_tuples(data.get("classifier", {}))),
                 generate=GenerateConfig(**data.get("generate", {})),
+                codec_tokens=data.get("codec_tokens"),
             )
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{path}: {error}") from error
