@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from funcodec_lite.foley import generation
+from funcodec_lite.foley import evaluation
 from funcodec_lite.foley.data import CHALLENGE_FOLDERS, FoleyFeatures
 from funcodec_lite.foley.mel import FoleyMel
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
@@ -61,6 +61,23 @@ def _frechet(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross)
 
 
+def _page_links(page: str) -> list[str]:
+    """The src/href values of an HTML page (parsed, not pattern-matched)."""
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.links += [value for key, value in attrs if key in ("src", "href") and value]
+
+    parser = Links()
+    parser.feed(page)
+    return parser.links
+
+
 def test_recipe_all_stages_on_toy_data(tmp_path):
     recipe = tmp_path / "dcase_foley"
     shutil.copytree(RECIPE, recipe, ignore=shutil.ignore_patterns("data", "exp", "toy"))
@@ -99,16 +116,16 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
     features = {s: FoleyFeatures.load(recipe / "exp" / "features" / f"{s}.npz") for s in ("train", "eval")}
     names = features["train"].class_names
     config = FoleyRunConfig.from_yaml(recipe / "conf" / "micro.yaml")
-    classifier = generation._classifier(  # loads the saved one (it exists), as stage 7 does
+    classifier = evaluation._classifier(  # loads the saved one (it exists), as stage 7 does
         argparse.Namespace(classifier_exp=classifiers[0], features=recipe / "exp" / "features"),
         config,
         features["train"],
     )
     real, fake, generated_mels = {}, {}, {}
-    mel, evaluation = FoleyMel(), features["eval"]
+    mel, eval_set = FoleyMel(), features["eval"]
     with torch.no_grad():
         for i, name in enumerate(names):
-            real[name] = classifier.embed(evaluation.mels[evaluation.labels == i]).double().numpy()
+            real[name] = classifier.embed(eval_set.mels[eval_set.labels == i]).double().numpy()
             paths = sorted((exp / "generated" / CHALLENGE_FOLDERS[name]).glob("*.wav"))
             wavs = torch.stack([torch.from_numpy(sf.read(p, dtype="float32")[0]) for p in paths])
             generated_mels[name] = mel(wavs)
@@ -124,12 +141,12 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
     with torch.no_grad():
         hits = {n: (classifier(generated_mels[n]).argmax(1) == i).float().mean().item()
                 for i, n in enumerate(names)}
-        held_out = (classifier(evaluation.mels).argmax(1) == evaluation.labels).float().mean().item()
+        held_out = (classifier(eval_set.mels).argmax(1) == eval_set.labels).float().mean().item()
     assert report["classifier_accuracy_generated"] == pytest.approx(hits, abs=1e-6)
     assert report["classifier_accuracy_real_heldout"] == pytest.approx(held_out, abs=1e-6)
     # fad.md shows fad.json's numbers, row by row
     rows = [line.split(" | ") for line in (exp / "fad.md").read_text().splitlines() if line.startswith("| ")]
-    by_class = {row[0][2:]: row for row in rows if row[0][2:] in names and len(row) == 5}
+    by_class = {row[0][2:]: row for row in rows if row[0][2:] in names and len(row) == 6}
     assert sorted(by_class) == sorted(names)
     for name, row in by_class.items():
         assert float(row[1]) == pytest.approx(report["fad"][name], abs=5e-4)
@@ -153,8 +170,25 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
     assert (chosen - distances.min(dim=1).values).max() <= 1e-4 * (1 + distances.min())
     assert codes.unique().numel() > 1  # not one code everywhere
 
-    # stage 8 and the bookkeeping: plot, stage times, and every model saved as safetensors
-    assert (exp / "plots" / "generated_mels.png").stat().st_size > 1000
+    # the noise floors: the 10th percentile of |x| per clip, median per class, in dBFS, recomputed here
+    for name in names:
+        paths = sorted((exp / "generated" / CHALLENGE_FOLDERS[name]).glob("*.wav"))
+        wavs = np.stack([sf.read(p, dtype="float32")[0] for p in paths])
+        expected_floor = 20 * np.log10(max(np.median(np.percentile(np.abs(wavs), 10, axis=1)), 1e-7))
+        assert report["noise_floor_db"][name]["generated"] == pytest.approx(expected_floor, abs=0.05)
+        assert float(by_class[name][5].split(" / ")[0]) == pytest.approx(expected_floor, abs=0.05)
+
+    # stage 8: a plot per class, the score chart, and a page whose every link exists inside exp/micro
+    for folder in CHALLENGE_FOLDERS.values():
+        assert (exp / "plots" / f"{folder}.png").stat().st_size > 1000
+    assert (exp / "plots" / "scores.png").stat().st_size > 1000
+    links = _page_links((exp / "report.html").read_text())
+    audio = [link for link in links if link.endswith(".wav")]
+    assert len(audio) == 2 * 3 * len(names) and len([x for x in links if x.endswith(".png")]) == 8
+    for link in links:
+        assert not link.startswith(("/", "http")) and ".." not in link
+        assert (exp / link).is_file(), link
+    # bookkeeping: stage times, and every model saved as safetensors
     times = (exp / "log" / "stage_times.tsv").read_text().splitlines()
     assert [line.split("\t")[0] for line in times] == [str(n) for n in range(9)]
     for model_dir in (
@@ -162,6 +196,7 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
         exp / "prior" / "model",
         *(recipe / "exp").glob("vocoder_tiny_*/model"),
         classifiers[0] / "model",
+        exp / "generator",
     ):
         assert (model_dir / "model.safetensors").is_file()
     assert len(list((recipe / "exp").glob("vocoder_*"))) == 1

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from funcodec_lite.jobs.evaluate import collect_pairs, pairs_summary, pairs_table, score_files
-from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.atomic import write_json
 
 
 def _check_json_path(path: Path) -> None:
@@ -19,9 +18,7 @@ def _check_json_path(path: Path) -> None:
 def _write_json(path: Path, summary: dict) -> None:
     """Writes the summary atomically; a path that cannot be written is a ValueError naming it."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_json(path, summary)
     except OSError as err:
         raise ValueError(f"{path}: cannot write ({err.strerror or err})") from err
 

@@ -1,7 +1,8 @@
 """Stages of ``egs/dcase_foley/run.sh``: ``python -m funcodec_lite.foley.recipe <stage> [options]``.
 
-Stages 0-5 (data, features, autoencoder, code maps, prior, vocoder) live here; 6-8 (generation,
-evaluation, plots) in `funcodec_lite.foley.generation`. Each stage reads what earlier stages wrote
+Stages 0-5 (data, features, autoencoder, code maps, prior, vocoder) live here; 6 (generation) in
+`funcodec_lite.foley.generation`, 7 (evaluation) in `funcodec_lite.foley.evaluation`, 8 (plots and the
+listening page) in `funcodec_lite.foley.report`. Each stage reads what earlier stages wrote
 and overwrites its own outputs, so any stage can be rerun alone.
 """
 
@@ -33,18 +34,12 @@ from funcodec_lite.foley.mel import check_vocoder, recipe_front_end
 from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.training import extract_code_maps, prior_nll, train_prior, train_vqvae, vqvae_error
 from funcodec_lite.foley.vqvae import MelVQVAE
-from funcodec_lite.utils.atomic import atomic_path
+from funcodec_lite.utils.atomic import atomic_path, write_json
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.profile import count_parameters
 from funcodec_lite.vocoders.hifigan_training import train_vocoder
 
 SPLITS = ("train", "valid", "eval")
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def stage_data(args: argparse.Namespace) -> None:
@@ -271,13 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from funcodec_lite.foley import generation
+    from funcodec_lite.foley import evaluation, generation, report
 
     stages = {
         **STAGES,
         "generate": generation.stage_generate,
-        "evaluate": generation.stage_evaluate,
-        "plot": generation.stage_plot,
+        "evaluate": evaluation.stage_evaluate,
+        "plot": report.stage_plot,
         "dirs": stage_dirs,
     }
     try:

@@ -51,6 +51,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "student": ("funcodec_lite.vocoders.student", "StudentVocoder"),
     "waveglow": ("funcodec_lite.vocoders.waveglow", "WaveGlow"),
     "flowavenet": ("funcodec_lite.vocoders.flowavenet", "FloWaveNet"),
+    "griffinlim": ("funcodec_lite.vocoders.griffinlim", "GriffinLimVocoder"),
+    "foley_generator": ("funcodec_lite.foley.generator", "FoleyGenerator"),
 }
 
 

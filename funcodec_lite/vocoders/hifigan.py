@@ -217,6 +217,12 @@ class HiFiGANGenerator(nn.Module):
             x = stage(x)
         return torch.tanh(self.conv_out(F.leaky_relu(x, FINAL_LRELU_SLOPE)))
 
+    def synthesize(self, mel: torch.Tensor, temperature: float = 1.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """The vocoders' common entry point: [B, num_mels, F] -> [B, 1, F · hop_length]; HiFi-GAN draws
+        nothing, so ``temperature`` and ``generator`` are unused."""
+        return self(mel)
+
     def remove_weight_norm(self) -> int:
         """Folds every weight norm into a plain weight (for inference); returns how many were folded.
 

@@ -1,4 +1,4 @@
-"""Training of the vocoders that learn from one loss of their own (WaveNet, WaveGlow, FloWaveNet, the student).
+"""Training of the vocoders with one loss of their own (WaveNet, WaveGlow, FloWaveNet, the flow student).
 
 Every such model has the interface of `funcodec_lite.vocoders`: ``training_loss(mel, wav) -> dict`` with a
 ``"loss"`` entry (the value to minimise; the other entries are logged), ``synthesize(mel, ...)``,
@@ -8,9 +8,9 @@ random segments (`SegmentDataset`, the crops HiFi-GAN trains on), with Adam and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
