@@ -1,5 +1,5 @@
 """The ``codec`` command line: ``encode``, ``decode``, ``tokenize``, ``eval``, ``info``, ``convert``,
-``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``.
+``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``.
 
 Errors are one line on stderr (``codec <command>: error: <file>: <problem>``) with exit code 2 and no
 traceback unless ``--debug``; nothing is left half-written (outputs are written atomically).
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from funcodec_lite.cli import coding, convert, evaluation, info, lm, tokenize, training, vamp
+from funcodec_lite.cli import coding, convert, evaluation, generate, info, lm, tokenize, training, vamp
 from funcodec_lite.cli.common import one_line
 
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp):
+    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate):
         module.register(commands)
     return parser
 
