@@ -1,0 +1,251 @@
+"""Invertible layers of the flow vocoders (WaveGlow, FloWaveNet): 1x1 conv, ActNorm, affine coupling, squeeze.
+
+Every layer maps ``forward(x, ...) -> (y, logdet)`` with ``logdet`` [B] = log|det dy/dx| per example, and
+``inverse(y, ...) -> x`` exactly (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+
+def squeeze(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Folds time into channels: [B, C, T] -> [B, C · factor, T / factor].
+
+    Output channel ``c · factor + j`` at step t is input channel c at sample ``t · factor + j``; for C = 1
+    this is WaveGlow's grouping of ``factor`` consecutive samples into one vector.
+    """
+    b, c, t = x.shape
+    if t % factor:
+        raise ValueError(f"length {t} is not a multiple of the squeeze factor {factor}")
+    return x.reshape(b, c, t // factor, factor).transpose(2, 3).reshape(b, c * factor, t // factor)
+
+
+def unsqueeze(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """The inverse of `squeeze`: [B, C · factor, T] -> [B, C, T · factor]."""
+    b, c, t = x.shape
+    if c % factor:
+        raise ValueError(f"{c} channels are not a multiple of the squeeze factor {factor}")
+    return x.reshape(b, c // factor, factor, t).transpose(2, 3).reshape(b, c // factor, t * factor)
+
+
+def gaussian_nll(z: torch.Tensor, sigma: float) -> torch.Tensor:
+    """-log N(z; 0, sigma^2) summed per example: [B, ...] -> [B] (nats)."""
+    per_item = z.pow(2) / (2.0 * sigma**2) + 0.5 * math.log(2.0 * math.pi * sigma**2)
+    return per_item.flatten(1).sum(1)
+
+
+class Squeeze(nn.Module):
+    """`squeeze` as a flow layer (a permutation: log-determinant 0).
+
+    Args:
+        factor: samples folded into channels.
+    """
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T] -> (y [B, C · factor, T / factor], logdet [B] of zeros)."""
+        return squeeze(x, self.factor), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """y [B, C · factor, T / factor] -> x [B, C, T]."""
+        return unsqueeze(y, self.factor)
+
+
+class SwapHalves(nn.Module):
+    """FloWaveNet's change of order between flows: the two channel halves trade places (log-determinant 0),
+    so the half a coupling left unchanged is transformed by the next one."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T] -> (y [B, C, T], logdet [B] of zeros)."""
+        half = x.shape[1] // 2
+        return torch.cat([x[:, half:], x[:, :half]], 1), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """y [B, C, T] -> x [B, C, T]."""
+        half = y.shape[1] - y.shape[1] // 2
+        return torch.cat([y[:, half:], y[:, :half]], 1)
+
+
+class InvertibleConv1x1(nn.Module):
+    """Invertible 1x1 convolution (WaveGlow, after Glow): y_t = W x_t with a learned C x C matrix W.
+
+    W is kept in Glow's LU-decomposed form ``W = P · (L + I) · (U + diag(sign_s · exp(log_s)))``, P a fixed
+    permutation, L strictly lower and U strictly upper triangular, so ``log|det W| = sum(log_s)`` costs
+    nothing and W stays invertible. At construction W is a random orthogonal matrix (WaveGlow's
+    initialisation: QR of a Gaussian matrix), decomposed once.
+
+    Args:
+        channels: C.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        q, _ = torch.linalg.qr(torch.randn(channels, channels))
+        perm, lower, upper = torch.linalg.lu(q)
+        diag = torch.diagonal(upper)
+        self.register_buffer("perm", perm)
+        self.register_buffer("sign_s", torch.sign(diag))
+        self.lower = nn.Parameter(torch.tril(lower, -1))
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.log_s = nn.Parameter(diag.abs().log())
+
+    def weight(self) -> torch.Tensor:
+        """W [C, C]."""
+        eye = torch.eye(self.log_s.numel(), dtype=self.log_s.dtype, device=self.log_s.device)
+        lower = torch.tril(self.lower, -1) + eye
+        upper = torch.triu(self.upper, 1) + torch.diag(self.sign_s * self.log_s.exp())
+        return self.perm @ lower @ upper
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T] -> (W x [B, C, T], logdet [B] = T · sum(log_s))."""
+        y = F.conv1d(x, self.weight().to(x.dtype)[:, :, None])
+        return y, (self.log_s.sum() * x.shape[2]).expand(x.shape[0]).to(x.dtype)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """y [B, C, T] -> W^-1 y [B, C, T] (W inverted in float64)."""
+        w_inv = torch.linalg.inv(self.weight().double()).to(y.dtype)
+        return F.conv1d(y, w_inv[:, :, None])
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine normalisation ``y = (x + bias) · exp(log_scale)`` (Glow; FloWaveNet's ActNorm).
+
+    Data-dependent initialisation: the first forward pass sets bias and scale so that this batch leaves
+    with zero mean and unit variance per channel (the statistics are averaged over processes when
+    ``torch.distributed`` is running). The ``initialized`` buffer records it, so a saved model (model
+    directory or checkpoint) is not initialised again.
+
+    Args:
+        channels: C.
+        eps: added to the standard deviation.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor) -> None:
+        """Sets bias and scale from a batch x [B, C, T]: zero mean, unit variance per channel."""
+        flat = x.detach().transpose(0, 1).flatten(1).float()  # [C, B·T]
+        moments = torch.stack([flat.mean(1), flat.pow(2).mean(1)])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(moments)
+            moments /= dist.get_world_size()
+        mean, square = moments
+        std = (square - mean.pow(2)).clamp_min(0.0).sqrt()
+        self.bias.copy_(-mean.view_as(self.bias))
+        self.log_scale.copy_(-(std + self.eps).log().view_as(self.log_scale))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T] -> (y [B, C, T], logdet [B] = T · sum(log_scale))."""
+        if not bool(self.initialized):
+            self.initialize(x)
+        y = (x + self.bias) * self.log_scale.exp()
+        return y, (self.log_scale.sum() * x.shape[2]).expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """y [B, C, T] -> x [B, C, T]."""
+        return y * torch.exp(-self.log_scale) - self.bias
+
+
+class WNTransform(nn.Module):
+    """A non-causal WaveNet-like stack (WaveGlow's WN): gated dilated convs with local conditioning.
+
+    Layer i: ``a = dilated_conv_i(h) + cond_i``; ``g = tanh(a_1) · sigmoid(a_2)``; a 1x1 conv of g is added to
+    h (residual) and to the skip sum (the last layer's goes to the skip sum only). Dilations 1, 2, 4, ...;
+    one 1x1 conv projects the conditioning for all layers.
+
+    Args:
+        channels: residual (and skip) channels H.
+        cond_channels: conditioning channels.
+        num_layers: dilated layers.
+        kernel_size: odd kernel of the dilated convs (centred: each output sees both sides).
+    """
+
+    def __init__(self, channels: int, cond_channels: int, num_layers: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"a non-causal stack needs an odd kernel, got {kernel_size}")
+        self.channels, self.num_layers = channels, num_layers
+        self.dilated = nn.ModuleList(
+            nn.Conv1d(channels, 2 * channels, kernel_size, dilation=2**i,
+                      padding=(kernel_size - 1) * 2**i // 2) for i in range(num_layers))
+        self.cond = nn.Conv1d(cond_channels, 2 * channels * num_layers, 1)
+        self.res_skip = nn.ModuleList(
+            nn.Conv1d(channels, channels if i == num_layers - 1 else 2 * channels, 1)
+            for i in range(num_layers))
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """h [B, H, T], cond [B, cond_channels, T] -> skip sum [B, H, T]."""
+        conds = self.cond(cond).chunk(self.num_layers, 1)
+        skip = torch.zeros_like(h)
+        for i, (dilated, res_skip) in enumerate(zip(self.dilated, self.res_skip)):
+            a, b = (dilated(h) + conds[i]).chunk(2, 1)
+            out = res_skip(torch.tanh(a) * torch.sigmoid(b))
+            if i == self.num_layers - 1:
+                skip = skip + out
+            else:
+                h = h + out[:, : self.channels]
+                skip = skip + out[:, self.channels :]
+        return skip
+
+
+class AffineCoupling(nn.Module):
+    """Affine coupling of x = [x_a, x_b]: ``(log_s, t) = NN(x_a, cond)``, ``y = [x_a, x_b · e^log_s + t]``.
+
+    NN is a 1x1 conv (C_a -> H), a non-causal `WNTransform` conditioned on the (upsampled, squeezed) mel,
+    and a 1x1 conv to 2 · C_b channels that starts at zero, so a new coupling is the identity. The
+    log-scale is soft-clamped, ``log_s = m · tanh(raw / m)`` with m = ``max_log_scale``: the identity near 0,
+    never beyond ±m, which keeps exp(log_s) from overflowing early in training.
+
+    Args:
+        channels: C; the first C // 2 channels (x_a) condition the other C - C // 2 (x_b).
+        cond_channels: conditioning channels.
+        hidden_channels: H, the WaveNet-like transform's width.
+        num_layers: its dilated layers.
+        kernel_size: its odd kernel.
+        max_log_scale: m above.
+    """
+
+    def __init__(self, channels: int, cond_channels: int, hidden_channels: int, num_layers: int,
+                 kernel_size: int = 3, max_log_scale: float = 4.0) -> None:
+        super().__init__()
+        if channels < 2:
+            raise ValueError("a coupling needs at least two channels")
+        self.n_a, self.n_b = channels // 2, channels - channels // 2
+        self.max_log_scale = max_log_scale
+        self.start = nn.Conv1d(self.n_a, hidden_channels, 1)
+        self.wn = WNTransform(hidden_channels, cond_channels, num_layers, kernel_size)
+        self.end = nn.Conv1d(hidden_channels, 2 * self.n_b, 1)
+        nn.init.zeros_(self.end.weight)
+        nn.init.zeros_(self.end.bias)
+
+    def _scale_shift(self, x_a: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_log_s, t = self.end(self.wn(self.start(x_a), cond)).split(self.n_b, 1)
+        return self.max_log_scale * torch.tanh(raw_log_s / self.max_log_scale), t
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T], cond [B, cond_channels, T] -> (y [B, C, T], logdet [B] = sum(log_s))."""
+        x_a, x_b = x.split([self.n_a, self.n_b], 1)
+        log_s, t = self._scale_shift(x_a, cond)
+        return torch.cat([x_a, x_b * log_s.exp() + t], 1), log_s.flatten(1).sum(1)
+
+    def inverse(self, y: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """y [B, C, T], cond [B, cond_channels, T] -> x [B, C, T]."""
+        y_a, y_b = y.split([self.n_a, self.n_b], 1)
+        log_s, t = self._scale_shift(y_a, cond)
+        return torch.cat([y_a, (y_b - t) * torch.exp(-log_s)], 1)

