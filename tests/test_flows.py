@@ -1,6 +1,9 @@
 """Tests for the flow vocoders: invertibility and exact log-determinants of every layer and of WaveGlow and
 FloWaveNet, ActNorm's data-dependent initialisation, likelihood training and model directories."""
 
+import importlib
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -15,6 +18,8 @@ from funcodec_lite.vocoders.flow_layers import (
     squeeze,
     unsqueeze,
 )
+from funcodec_lite.vocoders.flowavenet import FloWaveNet, FloWaveNetConfig, flowavenet_tiny
+from funcodec_lite.vocoders.waveglow import WaveGlow, WaveGlowConfig, waveglow_tiny
 
 
 def _randomize_couplings(model: nn.Module, std: float = 0.2, seed: int = 1) -> None:
@@ -110,3 +115,80 @@ def test_actnorm_data_dependent_init_and_state_dict():
     fresh.load_state_dict(state)
     assert bool(fresh.initialized)
     assert torch.equal(fresh(x)[0], y)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whole models
+
+# Tiny-T variants for brute-force Jacobians: hop 16, 8 mel bands, 2 frames = 32 samples.
+JACOBIAN_CONFIGS = {
+    "waveglow": WaveGlowConfig(num_mels=8, upsample_rates=[4, 4], n_group=8, n_flows=4, n_early_every=2,
+                               n_early_size=2, wn_channels=8, wn_layers=2),
+    "flowavenet": FloWaveNetConfig(num_mels=8, upsample_rates=[4, 4], n_blocks=3, n_flows=2, wn_channels=8,
+                                   wn_layers=2, split_every=1),  # splits after blocks 1 and 2
+}
+MODELS = {"waveglow": (WaveGlow, waveglow_tiny), "flowavenet": (FloWaveNet, flowavenet_tiny)}
+
+
+def _data(num_mels: int, frames: int, hop: int, batch: int = 2, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    mel = torch.randn(batch, num_mels, frames, generator=generator) - 4.0
+    wav = 0.1 * torch.randn(batch, 1, frames * hop, generator=generator)
+    return mel, wav
+
+
+def _random_model(kind: str, config) -> nn.Module:
+    """A model with random couplings and ActNorms initialised on a batch (so nothing is the identity)."""
+    torch.manual_seed(0)
+    model = MODELS[kind][0](config)
+    _randomize_couplings(model)
+    with torch.no_grad():
+        model.encode(*reversed(_data(config.num_mels, 2, config.hop_length, batch=3, seed=5)))
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_model_inverse(kind):
+    model = _random_model(kind, MODELS[kind][1]())
+    mel, wav = _data(80, 4, 256)
+    with torch.no_grad():
+        z, logdet = model.encode(wav, mel)
+        assert z.shape == wav.shape and logdet.shape == (2,)
+        assert (z - wav).abs().max() > 0.1
+        assert (model.decode(z, mel) - wav).abs().max() < 1e-4
+        out = model.synthesize(mel, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 1, 1024) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_model_logdet_matches_jacobian(kind):
+    config = JACOBIAN_CONFIGS[kind]
+    model = _random_model(kind, config).double()
+    mel, wav = (t.double() for t in _data(config.num_mels, 2, config.hop_length, batch=1))
+    assert wav.shape[-1] == 32
+    logdet = float(model.encode(wav, mel)[1][0].detach())
+    brute = _brute_logdet(lambda v: model.encode(v, mel)[0], wav)
+    assert abs(brute) > 1.0  # a real change of volume
+    assert abs(logdet - brute) < 1e-6 * max(1.0, abs(brute)), (logdet, brute)
+
+
+def test_training_loss_is_the_gaussian_nll_minus_logdet():
+    model = _random_model("flowavenet", JACOBIAN_CONFIGS["flowavenet"])
+    mel, wav = _data(8, 2, 16)
+    terms = model.training_loss(mel, wav)
+    z, logdet = model.encode(wav, mel)
+    nll = (z.pow(2) / 2 + 0.5 * math.log(2 * math.pi)).sum((1, 2)) - logdet
+    assert torch.allclose(terms["loss"], nll.mean() / 32, atol=1e-5)
+    assert torch.allclose(terms["loss"], terms["prior"] - terms["logdet"])
+
+
+def test_preset_sizes():
+    counts = {}
+    for name, (cls, _) in MODELS.items():
+        module = importlib.import_module(cls.__module__)
+        for preset, make in module.PRESETS.items():
+            with torch.device("meta"):
+                counts[f"{name}/{preset}"] = sum(p.numel() for p in cls(make()).parameters())
+            assert make().hop_length == 256 and make().num_mels == 80
+    assert counts == {"waveglow/paper": 81_178_866, "waveglow/tiny": 271_786,
+                      "flowavenet/paper": 173_855_390, "flowavenet/tiny": 211_634}

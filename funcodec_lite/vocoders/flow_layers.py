@@ -60,19 +60,29 @@ class Squeeze(nn.Module):
         return unsqueeze(y, self.factor)
 
 
+def swap_halves(x: torch.Tensor) -> torch.Tensor:
+    """FloWaveNet's change of order: [x_a, x_b] -> [x_b, x_a] of x [B, C, T] (x_a: C // 2 channels)."""
+    half = x.shape[1] // 2
+    return torch.cat([x[:, half:], x[:, :half]], 1)
+
+
+def unswap_halves(y: torch.Tensor) -> torch.Tensor:
+    """The inverse of `swap_halves` (the same map when C is even)."""
+    half = y.shape[1] - y.shape[1] // 2
+    return torch.cat([y[:, half:], y[:, :half]], 1)
+
+
 class SwapHalves(nn.Module):
-    """FloWaveNet's change of order between flows: the two channel halves trade places (log-determinant 0),
-    so the half a coupling left unchanged is transformed by the next one."""
+    """`swap_halves` as a flow layer (a permutation: log-determinant 0): the half a coupling left unchanged
+    is transformed by the next one."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, C, T] -> (y [B, C, T], logdet [B] of zeros)."""
-        half = x.shape[1] // 2
-        return torch.cat([x[:, half:], x[:, :half]], 1), x.new_zeros(x.shape[0])
+        return swap_halves(x), x.new_zeros(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         """y [B, C, T] -> x [B, C, T]."""
-        half = y.shape[1] - y.shape[1] // 2
-        return torch.cat([y[:, half:], y[:, :half]], 1)
+        return unswap_halves(y)
 
 
 class InvertibleConv1x1(nn.Module):
@@ -249,3 +259,90 @@ class AffineCoupling(nn.Module):
         y_a, y_b = y.split([self.n_a, self.n_b], 1)
         log_s, t = self._scale_shift(y_a, cond)
         return torch.cat([y_a, (y_b - t) * torch.exp(-log_s)], 1)
+
+
+class MelUpsampler2d(nn.Module):
+    """Mel frames to sample rate with FloWaveNet's upsampler: per rate r a 2-D transposed conv (kernel
+    3 bands x 2r frames, stride r along time, one channel) and LeakyReLU(0.4); a few hundred parameters.
+
+    Args:
+        rates: time factors (their product is the hop); each must be even.
+    """
+
+    def __init__(self, rates: list[int]) -> None:
+        super().__init__()
+        if any(r % 2 for r in rates):
+            raise ValueError(f"upsampling rates must be even, got {rates}")
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose2d(1, 1, (3, 2 * r), stride=(1, r), padding=(1, r // 2)) for r in rates)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, M, F] -> [B, M, F · prod(rates)]."""
+        h = mel[:, None]
+        for conv in self.convs:
+            h = F.leaky_relu(conv(h), 0.4)
+        return h[:, 0]
+
+
+class FlowVocoder(nn.Module):
+    """The vocoder interface of a flow between audio and Gaussian noise (WaveGlow, FloWaveNet).
+
+    A subclass defines ``encode(wav, mel) -> (z, logdet)``, the flow (audio [B, 1, T] to a latent of the
+    same shape, with log|det dz/dwav| [B]), ``decode(z, mel) -> wav``, its inverse, and a ``config`` with
+    ``sigma`` (the prior's deviation), ``temperature`` (the default at synthesis) and ``hop_length``.
+    The latent is N(0, sigma^2) per sample, so the likelihood of the audio is exact.
+    """
+
+    config: object
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per mel frame."""
+        return self.config.hop_length
+
+    def encode(self, wav: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_loss(self, mel: torch.Tensor, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Exact negative log-likelihood of the audio, nats per sample.
+
+        Args:
+            mel (torch.Tensor): log-mels [B, num_mels, F].
+            wav (torch.Tensor): audio [B, 1, F · hop].
+
+        Returns:
+            dict: ``loss`` = ``prior - logdet``; ``prior``, the Gaussian's NLL of z (sum z^2 / (2 sigma^2)
+            plus its normaliser 0.5 log(2 pi sigma^2) per sample, which WaveGlow's printed loss omits);
+            ``logdet``, log|det dz/dwav|; all per sample, averaged over the batch.
+        """
+        z, logdet = self.encode(wav, mel)
+        samples = z.shape[-1]
+        prior = gaussian_nll(z, self.config.sigma).mean() / samples
+        logdet = logdet.mean() / samples
+        return {"loss": prior - logdet, "prior": prior, "logdet": logdet}
+
+    @torch.no_grad()
+    def synthesize(self, mel: torch.Tensor, temperature: float | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """Audio from mels in one inverse pass: z ~ N(0, (temperature · sigma)^2).
+
+        Args:
+            mel (torch.Tensor): log-mels [B, num_mels, F].
+            temperature: scale of the prior's deviation; None means ``config.temperature``.
+            generator: the noise's random source (on its own device; the noise then moves to ``mel``'s).
+
+        Returns:
+            torch.Tensor: audio [B, 1, F · hop].
+        """
+        temperature = self.config.temperature if temperature is None else temperature
+        shape = (mel.shape[0], 1, mel.shape[-1] * self.hop_length)
+        device = generator.device if generator is not None else mel.device
+        noise = torch.randn(shape, generator=generator, device=device).to(mel.device, mel.dtype)
+        return self.decode(noise * (temperature * self.config.sigma), mel)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """HiFi-GAN's interface: mel [B, num_mels, F] -> audio [B, 1, F · hop] at the default temperature."""
+        return self.synthesize(mel)
