@@ -76,7 +76,7 @@ def waveglow_paper() -> WaveGlowConfig:
 
 def waveglow_tiny() -> WaveGlowConfig:
     """A CPU-sized WaveGlow (hop 256): 4 flows, 2 channels out after 2, WN of 3 layers x 16 channels (272 k
-    parameters, 92 % of them the couplings' 640-channel mel conditioning)."""
+    parameters, 91 % of them the couplings' 640-channel mel conditioning)."""
     return WaveGlowConfig(n_flows=4, n_early_every=2, wn_channels=16, wn_layers=3)
 
 
