@@ -196,3 +196,32 @@ def test_evaluate_without_an_eval_split_says_it_uses_the_valid_split(recipe, tmp
     assert report["reference"] == "valid" and "no eval split" in report["reference_note"]
     table = (exp / "fad.md").read_text().splitlines()
     assert table[0].endswith("reference: real valid clips.") and table[1].startswith("Note: no eval split")
+
+
+def test_a_griffin_lim_run_gets_its_own_keyed_vocoder_and_generates(recipe, tmp_path, capsys):
+    config = {**MICRO, "vocoder_kind": "griffinlim", "vocoder": "default"}
+    del config["vocoder_train"]
+    (recipe / "gl.yaml").write_text(yaml.safe_dump(config))
+    args = _args(recipe, config="gl.yaml")
+    args[args.index("--exp") + 1] = str(shutil.copytree(recipe / "exp" / "micro", tmp_path / "gl"))
+    vocoder, _ = _dirs(recipe, capsys, *args)
+    assert re.fullmatch(r"vocoder_griffinlim_default_[0-9a-f]{8}", Path(vocoder).name)
+    hifigan, _ = _dirs(recipe, capsys, *_args(recipe))
+    assert Path(hifigan).name.startswith("vocoder_tiny_")  # HiFi-GAN dirs keep their old names
+    _run("vocoder", *args)
+    assert json.loads((Path(vocoder) / "info.json").read_text()) == {"kind": "griffinlim", "parameters": 0}
+    _run("generate", *args)
+    clips = sorted((tmp_path / "gl" / "generated" / "rain").glob("*.wav"))
+    assert len(clips) == 2 and sf.info(clips[0]).frames == 88_200
+    parts = yaml.safe_load((tmp_path / "gl" / "generator" / "config.yaml").read_text())["parts"]
+    assert parts["vocoder"]["kind"] == "griffinlim"
+
+
+def test_vocoder_settings_are_checked_against_the_kind(recipe, capsys):
+    bad = {**MICRO, "vocoder_kind": "griffinlim", "vocoder": "default"}  # keeps HiFi-GAN's vocoder_train
+    (recipe / "bad_gl.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["dirs", *_args(recipe, config="bad_gl.yaml")]) == 2
+    assert "Griffin-Lim trains nothing" in capsys.readouterr().err
+    (recipe / "bad_kind.yaml").write_text(yaml.safe_dump({**MICRO, "vocoder_kind": "melgan"}))
+    assert main(["dirs", *_args(recipe, config="bad_kind.yaml")]) == 2
+    assert "vocoder_kind must be one of" in capsys.readouterr().err

@@ -37,7 +37,7 @@ from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.utils.atomic import atomic_path, write_json
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.profile import count_parameters
-from funcodec_lite.vocoders.hifigan_training import train_vocoder
+from funcodec_lite.vocoders.training import build_vocoder, train_any_vocoder
 
 SPLITS = ("train", "valid", "eval")
 
@@ -144,7 +144,8 @@ def stage_prior(args: argparse.Namespace) -> None:
 
 
 def stage_vocoder(args: argparse.Namespace) -> None:
-    """5: train HiFi-GAN on the training clips (or import an official generator checkpoint).
+    """5: train the run's vocoder kind on the training clips (HiFi-GAN: or import an official generator
+    checkpoint; the student: its WaveNet teacher first, in ``<vocoder dir>/teacher``).
 
     Raises:
         ValueError: the vocoder's hop or input bands differ from the mel front end's.
@@ -155,6 +156,9 @@ def stage_vocoder(args: argparse.Namespace) -> None:
     config = FoleyRunConfig.from_yaml(args.config)
     mel_config = recipe_front_end().config
     if args.official_checkpoint:
+        if config.vocoder_kind != "hifigan":
+            raise ConfigError(f"--official-checkpoint is a HiFi-GAN generator; this run's vocoder_kind is "
+                              f"{config.vocoder_kind}")
         vocoder_config = (
             HiFiGANConfig.from_official(json.loads(Path(args.official_config).read_text()))
             if args.official_config
@@ -171,15 +175,22 @@ def stage_vocoder(args: argparse.Namespace) -> None:
         print(f"imported {args.official_checkpoint} -> {args.vocoder_exp / 'model'}")
         return
     vocoder_config = config.vocoder_config()
-    check_vocoder(mel_config, vocoder_config.hop_length, vocoder_config.num_mels, f"vocoder {config.vocoder}")
+    check_vocoder(mel_config, build_vocoder(config.vocoder_kind, vocoder_config).hop_length,
+                  vocoder_config.num_mels, f"vocoder {config.vocoder_kind} {config.vocoder}")
     train = _features(args, "train")
     clips = {c.utt_id: c for c in read_foley_data_dir(args.data / "train")}
     wavs = load_clips([clips[u].path for u in train.utt_ids], mel_config)
-    model = train_vocoder(
-        vocoder_config, train.mels, wavs, config.vocoder_train, args.vocoder_exp, config.vocoder_loss,
-        resume=args.resume, provenance={"data": str(args.features / "train.npz"), "clips": len(wavs)},
-    )
-    write_json(args.vocoder_exp / "info.json", {"parameters": count_parameters(model)})
+    provenance = {"data": str(args.features / "train.npz"), "clips": len(wavs)}
+    teacher = None
+    if config.vocoder_kind == "student":  # its WaveNet teacher first, in the student's keyed directory
+        teacher = train_any_vocoder("wavenet", config.teacher_config(), train.mels, wavs,
+                                    config.vocoder_train, args.vocoder_exp / "teacher", resume=args.resume,
+                                    provenance=provenance)
+    model = train_any_vocoder(config.vocoder_kind, vocoder_config, train.mels, wavs, config.vocoder_train,
+                              args.vocoder_exp, config.vocoder_loss, resume=args.resume,
+                              provenance=provenance, teacher=teacher)
+    write_json(args.vocoder_exp / "info.json", {"kind": config.vocoder_kind,
+                                                "parameters": count_parameters(model)})
 
 
 def file_digest(path: str | Path) -> str:

@@ -7,16 +7,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from funcodec_lite.foley.classifier import ClassifierConfig
 from funcodec_lite.foley.vqvae import MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAILConfig
 from funcodec_lite.train.engine import LoopConfig
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
-from funcodec_lite.vocoders.hifigan import PRESETS as VOCODER_PRESETS
-from funcodec_lite.vocoders.hifigan import HiFiGANConfig
 from funcodec_lite.vocoders.hifigan_loss import HiFiGANLossConfig
-from funcodec_lite.vocoders.hifigan_training import VocoderLoopConfig
+from funcodec_lite.vocoders.training import loop_config, loop_settings, vocoder_config
 
 
 @dataclass
@@ -42,8 +41,11 @@ class FoleyRunConfig:
 
     Sections: ``vqvae`` (MelVQVAEConfig fields), ``vqvae_train`` (LoopConfig), ``prior``
     (PixelSNAILConfig fields except height, width, n_codes and n_classes, which come from the
-    autoencoder and the data), ``prior_train`` (LoopConfig), ``vocoder`` (a preset name v1, v2, v3,
-    tiny or HiFiGANConfig fields), ``vocoder_train`` (VocoderLoopConfig), ``vocoder_loss``
+    autoencoder and the data), ``prior_train`` (LoopConfig), ``vocoder_kind`` (hifigan (default),
+    wavenet, waveglow, flowavenet, student or griffinlim: `funcodec_lite.vocoders.training`), ``vocoder``
+    (a preset name of that kind, e.g. HiFi-GAN's v1, v2, v3, tiny, or its config fields), ``vocoder_train``
+    (HiFi-GAN: VocoderLoopConfig; likelihood kinds: LikelihoodLoopConfig; Griffin-Lim: none),
+    ``vocoder_teacher`` (the student's WaveNet teacher: a preset or fields), ``vocoder_loss``
     (HiFiGANLossConfig: discriminator sizes, loss weights), ``classifier``
     (ClassifierConfig fields), ``generate`` (GenerateConfig), ``codec_tokens`` (the codec-token path:
     `funcodec_lite.foley.codec_path.CodecTokensConfig`; with it the run trains a codec and a token prior
@@ -55,7 +57,9 @@ class FoleyRunConfig:
     prior: dict = field(default_factory=dict)
     prior_train: LoopConfig = field(default_factory=lambda: LoopConfig(steps=500_000, batch_size=16))
     vocoder: str | dict = "v1"
-    vocoder_train: VocoderLoopConfig = field(default_factory=VocoderLoopConfig)
+    vocoder_kind: str = "hifigan"
+    vocoder_train: Any = field(default_factory=lambda: loop_config("hifigan", {}))
+    vocoder_teacher: str | dict | None = None
     vocoder_loss: HiFiGANLossConfig = field(default_factory=HiFiGANLossConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
@@ -79,7 +83,9 @@ class FoleyRunConfig:
                 prior=dict(data.get("prior", {})),
                 prior_train=LoopConfig.from_dict(data.get("prior_train", {})),
                 vocoder=data.get("vocoder", "v1"),
-                vocoder_train=VocoderLoopConfig.from_dict(data.get("vocoder_train", {})),
+                vocoder_kind=data.get("vocoder_kind", "hifigan"),
+                vocoder_train=loop_config(data.get("vocoder_kind", "hifigan"), data.get("vocoder_train", {})),
+                vocoder_teacher=data.get("vocoder_teacher"),
                 vocoder_loss=build_dataclass(HiFiGANLossConfig, data.get("vocoder_loss", {}), "vocoder_loss"),
                 classifier=ClassifierConfig(**_tuples(data.get("classifier", {}))),
                 generate=GenerateConfig(**data.get("generate", {})),
@@ -102,24 +108,36 @@ class FoleyRunConfig:
             raise ConfigError(f"prior: {clash} are set by the autoencoder and the data, not the config")
         return PixelSNAILConfig(**self.prior, **fixed)
 
-    def vocoder_config(self) -> HiFiGANConfig:
-        """The HiFi-GAN generator settings (preset name or explicit fields)."""
-        if isinstance(self.vocoder, str):
-            if self.vocoder not in VOCODER_PRESETS:
-                raise ConfigError(
-                    f"vocoder preset must be one of {sorted(VOCODER_PRESETS)}, got {self.vocoder!r}"
-                )
-            return VOCODER_PRESETS[self.vocoder]()
-        return HiFiGANConfig(**self.vocoder)
+    def vocoder_config(self) -> Any:
+        """The vocoder's settings (``vocoder``: a preset name of its kind or explicit fields)."""
+        return vocoder_config(self.vocoder_kind, self.vocoder)
+
+    def teacher_config(self) -> Any:
+        """The WaveNet teacher of a ``student`` vocoder (``vocoder_teacher``: a WaveNet preset or fields)."""
+        if self.vocoder_kind != "student":
+            raise ConfigError("vocoder_teacher belongs to the student vocoder kind")
+        if self.vocoder_teacher is None:
+            raise ConfigError("a student vocoder needs vocoder_teacher: a WaveNet preset or its fields")
+        return vocoder_config("wavenet", self.vocoder_teacher)
 
     def vocoder_name(self, data_key: str) -> str:
-        """Directory name of the vocoder experiment, ``vocoder_<preset>_<hash>``: runs share a trained
-        vocoder exactly when its generator, training and loss settings and its training data (``data_key``,
-        e.g. `FoleyFeatures.digest` of the training features) are the same."""
-        settings = {"vocoder": self.vocoder, "train": dataclasses.asdict(self.vocoder_train),
-                    "loss": dataclasses.asdict(self.vocoder_loss)}
+        """Directory name of the vocoder experiment: runs share a trained vocoder exactly when its kind,
+        generator, training (and, for HiFi-GAN, loss; for the student, teacher) settings and its training
+        data (``data_key``, e.g. `FoleyFeatures.digest` of the training features) are the same.
+
+        ``vocoder_<preset>_<hash>`` for HiFi-GAN (the name it had before there were other kinds),
+        ``vocoder_<kind>_<preset>_<hash>`` for the others.
+        """
+        settings = {"vocoder": self.vocoder, "train": loop_settings(self.vocoder_train)}
+        if self.vocoder_kind == "hifigan":
+            settings["loss"] = dataclasses.asdict(self.vocoder_loss)
+        else:
+            settings["kind"] = self.vocoder_kind
+        if self.vocoder_teacher is not None:
+            settings["teacher"] = self.vocoder_teacher
         preset = self.vocoder if isinstance(self.vocoder, str) else "custom"
-        return f"vocoder_{preset}_{settings_digest(settings, data_key)}"
+        kind = "" if self.vocoder_kind == "hifigan" else f"{self.vocoder_kind}_"
+        return f"vocoder_{kind}{preset}_{settings_digest(settings, data_key)}"
 
     def classifier_name(self, data_key: str) -> str:
         """Directory name of the evaluation classifier, ``classifier_<hash>``: runs share one exactly when

@@ -90,3 +90,9 @@ class GriffinLimVocoder(nn.Module):
         shift = cfg.hop_length // 2
         wav = F.pad(wav, (shift, frames * cfg.hop_length - wav.shape[-1] - shift))
         return wav.clamp(-1.0, 1.0)[:, None]
+
+
+PRESETS = {
+    "default": GriffinLimConfig,  # the Foley front end's settings, 32 fast Griffin-Lim iterations
+    "fine": lambda: GriffinLimConfig(n_iter=100),
+}

@@ -1,0 +1,110 @@
+"""One entry point for every vocoder kind: its presets, its config, its training loop, its training.
+
+Kinds (`funcodec_lite.vocoders.VOCODER_KINDS`): ``hifigan`` (GAN, `hifigan_training`), ``wavenet``,
+``waveglow``, ``flowavenet`` (likelihood, `likelihood_training`), ``student`` (a flow distilled from a trained
+WaveNet teacher, also through `likelihood_training`) and ``griffinlim`` (nothing to train). Each module keeps
+a ``PRESETS`` dict of named configs (``tiny`` for CPU runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from funcodec_lite.utils.config import ConfigError, build_dataclass
+from funcodec_lite.utils.weights import model_class, save_model_dir
+from funcodec_lite.vocoders import VOCODER_KINDS
+
+_MODULES = {kind: f"funcodec_lite.vocoders.{kind}" for kind in VOCODER_KINDS}
+LIKELIHOOD_KINDS = ("wavenet", "waveglow", "flowavenet", "student")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in VOCODER_KINDS:
+        raise ConfigError(f"vocoder_kind must be one of {list(VOCODER_KINDS)}, got {kind!r}")
+
+
+def vocoder_presets(kind: str) -> dict[str, Any]:
+    """Preset name -> a function returning that config, for a vocoder kind."""
+    _check_kind(kind)
+    return importlib.import_module(_MODULES[kind]).PRESETS
+
+
+def vocoder_config(kind: str, spec: str | dict) -> Any:
+    """The config of a vocoder ``kind`` from a preset name or a dict of config fields."""
+    config_class = model_class(kind).config_class
+    if isinstance(spec, str):
+        presets = vocoder_presets(kind)
+        if spec not in presets:
+            raise ConfigError(f"{kind} vocoder preset must be one of {sorted(presets)}, got {spec!r}")
+        return presets[spec]()
+    return build_dataclass(config_class, dict(spec), "vocoder")
+
+
+def loop_config(kind: str, data: dict) -> Any:
+    """The training-loop settings of a kind: HiFi-GAN's `VocoderLoopConfig`, the likelihood kinds'
+    `LikelihoodLoopConfig`, None for Griffin-Lim (which refuses settings: it trains nothing)."""
+    _check_kind(kind)
+    if kind == "hifigan":
+        from funcodec_lite.vocoders.hifigan_training import VocoderLoopConfig
+
+        return VocoderLoopConfig.from_dict(data)
+    if kind == "griffinlim":
+        if data:
+            raise ConfigError("vocoder_train: Griffin-Lim trains nothing; remove the section")
+        return None
+    from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig
+
+    return LikelihoodLoopConfig.from_dict(data)
+
+
+def loop_settings(loop: Any) -> dict:
+    """Plain data of a loop config (for keys and logs); {} for None."""
+    return dataclasses.asdict(loop) if loop is not None else {}
+
+
+def build_vocoder(kind: str, config: Any) -> nn.Module:
+    """An untrained vocoder of ``kind``."""
+    return model_class(kind)(config)
+
+
+def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Tensor, loop: Any,
+                      exp_dir: str | Path, loss_config: Any = None, resume: bool = False,
+                      provenance: dict | None = None, teacher: nn.Module | None = None) -> nn.Module:
+    """Trains (or, for Griffin-Lim, just writes) a vocoder of ``kind`` on whole-clip mels [N, n_mels, F]
+    and their audio [N, T]; the model directory is ``exp_dir/model``.
+
+    Args:
+        loss_config: HiFi-GAN's `HiFiGANLossConfig` (other kinds: unused).
+        teacher: the trained WaveNet a ``student`` is distilled from (required for that kind only).
+    """
+    _check_kind(kind)
+    provenance = dict(provenance or {})
+    if kind == "hifigan":
+        from funcodec_lite.vocoders.hifigan_training import train_vocoder
+
+        return train_vocoder(config, mels, wavs, loop, exp_dir, loss_config, resume=resume,
+                             provenance=provenance)
+    if kind == "griffinlim":
+        model = build_vocoder(kind, config)
+        save_model_dir(Path(exp_dir) / "model", model, {**provenance, "steps": 0, "train_minutes": 0.0})
+        return model.eval()
+    from funcodec_lite.vocoders.likelihood_training import train_likelihood_vocoder
+
+    if kind == "student":
+        if teacher is None:
+            raise ValueError("a student vocoder is distilled from a trained WaveNet teacher: give one")
+
+        def build() -> nn.Module:
+            student = build_vocoder(kind, config)
+            student.attach_teacher(teacher)
+            return student
+    else:
+        def build() -> nn.Module:
+            return build_vocoder(kind, config)
+    return train_likelihood_vocoder(build, mels, wavs, loop, exp_dir, resume=resume, provenance=provenance)
