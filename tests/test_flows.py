@@ -246,3 +246,13 @@ def test_model_dir_round_trip(trained, kind):
     wav = outputs[0]
     loaded.train()  # a training-mode forward of the loaded model must not re-initialise its ActNorms
     assert torch.equal(loaded.encode(wav, mel)[0], model.encode(wav, mel)[0])
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_mismatched_lengths_are_refused(kind):
+    model = MODELS[kind][0](MODELS[kind][1]())
+    mel, wav = _data(80, 4, 256)
+    with pytest.raises(ValueError, match="not 4 frames of hop 256"):
+        model.encode(wav[..., :-256], mel)
+    with pytest.raises(ValueError, match=r"expected mel \[B, 80, F\]"):
+        model.synthesize(mel[:, :40])

@@ -288,8 +288,9 @@ class FlowVocoder(nn.Module):
     """The vocoder interface of a flow between audio and Gaussian noise (WaveGlow, FloWaveNet).
 
     A subclass defines ``encode(wav, mel) -> (z, logdet)``, the flow (audio [B, 1, T] to a latent of the
-    same shape, with log|det dz/dwav| [B]), ``decode(z, mel) -> wav``, its inverse, and a ``config`` with
-    ``sigma`` (the prior's deviation), ``temperature`` (the default at synthesis) and ``hop_length``.
+    same shape, with log|det dz/dwav| [B]), ``decode(z, mel) -> wav``, its inverse, an ``upsample``
+    module (mel frames to samples) and a ``config`` with ``num_mels``, ``hop_length``, ``sigma`` (the
+    prior's deviation) and ``temperature`` (the default at synthesis).
     The latent is N(0, sigma^2) per sample, so the likelihood of the audio is exact.
     """
 
@@ -299,6 +300,17 @@ class FlowVocoder(nn.Module):
     def hop_length(self) -> int:
         """Samples per mel frame."""
         return self.config.hop_length
+
+    upsample: nn.Module
+
+    def condition(self, mel: torch.Tensor, samples: int) -> torch.Tensor:
+        """mel [B, num_mels, F] -> the mel upsampled to the audio rate [B, num_mels, F · hop], checked against
+        an audio length of ``samples``."""
+        if mel.dim() != 3 or mel.shape[1] != self.config.num_mels:
+            raise ValueError(f"expected mel [B, {self.config.num_mels}, F], got {tuple(mel.shape)}")
+        if samples != mel.shape[-1] * self.hop_length:
+            raise ValueError(f"{samples} samples are not {mel.shape[-1]} frames of hop {self.hop_length}")
+        return self.upsample(mel)
 
     def encode(self, wav: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError

@@ -55,8 +55,6 @@ class FloWaveNetConfig:
     def __post_init__(self) -> None:
         if self.hop_length % 2**self.n_blocks:
             raise ValueError(f"the hop {self.hop_length} is not a multiple of 2^{self.n_blocks}")
-        if self.num_mels % 2:
-            raise ValueError("each coupling sees half the mel bands: num_mels must be even")
 
     @property
     def hop_length(self) -> int:
@@ -166,11 +164,6 @@ class FloWaveNet(FlowVocoder):
             self.blocks.append(FlowBlock(channels, cond_channels, cfg, cfg.splits_after(i)))
             channels = self.blocks[-1].kept
 
-    def _mel(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.dim() != 3 or mel.shape[1] != self.config.num_mels:
-            raise ValueError(f"expected mel [B, {self.config.num_mels}, F], got {tuple(mel.shape)}")
-        return self.upsample(mel)
-
     def encode(self, wav: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow, audio to latent.
 
@@ -181,10 +174,8 @@ class FloWaveNet(FlowVocoder):
         Returns:
             (z, logdet): latent [B, 1, F · hop] and log|det dz/dwav| [B].
         """
-        cond = self._mel(mel)
         x = wav.reshape(wav.shape[0], 1, -1)
-        if x.shape[-1] != cond.shape[-1]:
-            raise ValueError(f"audio of {x.shape[-1]} samples does not match {mel.shape[-1]} mel frames")
+        cond = self.condition(mel, x.shape[-1])
         logdet = x.new_zeros(x.shape[0])
         latents = []
         for block in self.blocks:
@@ -197,7 +188,7 @@ class FloWaveNet(FlowVocoder):
 
     def decode(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """The inverse flow: latent z [B, 1, F · hop] and mel [B, num_mels, F] -> audio [B, 1, F · hop]."""
-        cond = self._mel(mel)
+        cond = self.condition(mel, z.shape[-1])
         conds, latents = [], []
         for block in self.blocks:  # each block's squeezed mel, and z cut as `encode` assembled it
             cond, z = squeeze(cond, 2), squeeze(z, 2)

@@ -32,8 +32,8 @@ class WaveGlowConfig:
         wn_channels: width of each coupling's WaveNet-like transform.
         wn_layers: its dilated layers (dilations 1, 2, 4, ...).
         wn_kernel_size: its odd kernel.
-        sigma: standard deviation of the Gaussian prior during training.
-        temperature: default scale of the prior's deviation at synthesis (WaveGlow samples at 0.6).
+        sigma: standard deviation of the Gaussian prior during training (the public config's 1.0).
+        temperature: default scale of the prior's deviation at synthesis (WaveGlow samples at sigma 0.6).
         max_log_scale: soft limit of each coupling's log-scale (`AffineCoupling`).
     """
 
@@ -119,12 +119,6 @@ class WaveGlow(FlowVocoder):
         every = self.config.n_early_every
         return every > 0 and k > 0 and k % every == 0
 
-    def condition(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel [B, num_mels, F] -> squeezed upsampled mel [B, num_mels · n_group, F · hop / n_group]."""
-        if mel.dim() != 3 or mel.shape[1] != self.config.num_mels:
-            raise ValueError(f"expected mel [B, {self.config.num_mels}, F], got {tuple(mel.shape)}")
-        return squeeze(self.upsample(mel), self.config.n_group)
-
     def encode(self, wav: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow, audio to latent.
 
@@ -136,10 +130,9 @@ class WaveGlow(FlowVocoder):
             (z, logdet): latent [B, 1, F · hop] (early outputs and the last flow's output, in squeezed
             channel order) and log|det dz/dwav| [B].
         """
-        cond = self.condition(mel)
-        x = squeeze(wav.reshape(wav.shape[0], 1, -1), self.config.n_group)
-        if x.shape[-1] != cond.shape[-1]:
-            raise ValueError(f"audio of {wav.shape[-1]} samples does not match {mel.shape[-1]} mel frames")
+        wav = wav.reshape(wav.shape[0], 1, -1)
+        cond = squeeze(self.condition(mel, wav.shape[-1]), self.config.n_group)
+        x = squeeze(wav, self.config.n_group)
         logdet = x.new_zeros(x.shape[0])
         early = []
         for k, (conv, coupling) in enumerate(zip(self.convs, self.couplings)):
@@ -153,7 +146,7 @@ class WaveGlow(FlowVocoder):
 
     def decode(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """The inverse flow: latent z [B, 1, F · hop] and mel [B, num_mels, F] -> audio [B, 1, F · hop]."""
-        cond = self.condition(mel)
+        cond = squeeze(self.condition(mel, z.shape[-1]), self.config.n_group)
         parts = squeeze(z, self.config.n_group)
         sizes = [self.config.n_early_size] * self.config.num_early_outputs + [self.final_channels]
         *early, x = parts.split(sizes, 1)
