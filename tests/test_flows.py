@@ -126,8 +126,8 @@ def test_actnorm_data_dependent_init_and_state_dict():
 
 # Tiny-T variants for brute-force Jacobians: hop 16, 8 mel bands, 2 frames = 32 samples.
 JACOBIAN_CONFIGS = {
-    "waveglow": WaveGlowConfig(num_mels=8, upsample_rates=[4, 4], n_group=8, n_flows=4, n_early_every=2,
-                               n_early_size=2, wn_channels=8, wn_layers=2),
+    "waveglow": WaveGlowConfig(num_mels=8, upsample_rates=[4, 4], upsampler="conv1d", n_group=8, n_flows=4,
+                               n_early_every=2, n_early_size=2, wn_channels=8, wn_layers=2),
     "flowavenet": FloWaveNetConfig(num_mels=8, upsample_rates=[4, 4], n_blocks=3, n_flows=2, wn_channels=8,
                                    wn_layers=2, split_every=1),  # splits after blocks 1 and 2
 }
@@ -172,7 +172,7 @@ def test_model_logdet_matches_jacobian(kind):
     assert wav.shape[-1] == 32
     logdet = float(model.encode(wav, mel)[1][0].detach())
     brute = _brute_logdet(lambda v: model.encode(v, mel)[0], wav)
-    assert abs(brute) > 1.0  # a real change of volume
+    assert abs(brute) > 0.3  # a real change of volume
     assert abs(logdet - brute) < 1e-6 * max(1.0, abs(brute)), (logdet, brute)
 
 
@@ -194,8 +194,8 @@ def test_preset_sizes():
             with torch.device("meta"):
                 counts[f"{name}/{preset}"] = sum(p.numel() for p in cls(make()).parameters())
             assert make().hop_length == 256 and make().num_mels == 80
-    assert counts == {"waveglow/paper": 81_178_866, "waveglow/tiny": 271_786,
-                      "flowavenet/paper": 173_855_390, "flowavenet/tiny": 211_634}
+    assert counts == {"waveglow/paper": 85_195_904, "waveglow/tiny": 272_490,
+                      "flowavenet/paper": 176_964_254, "flowavenet/tiny": 213_506}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
+
 
 def squeeze(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Folds time into channels: [B, C, T] -> [B, C · factor, T / factor].
@@ -172,53 +174,12 @@ class ActNorm(nn.Module):
         return y * torch.exp(-self.log_scale) - self.bias
 
 
-class WNTransform(nn.Module):
-    """A non-causal WaveNet-like stack (WaveGlow's WN): gated dilated convs with local conditioning.
-
-    Layer i: ``a = dilated_conv_i(h) + cond_i``; ``g = tanh(a_1) · sigmoid(a_2)``; a 1x1 conv of g is added to
-    h (residual) and to the skip sum (the last layer's goes to the skip sum only). Dilations 1, 2, 4, ...;
-    one 1x1 conv projects the conditioning for all layers.
-
-    Args:
-        channels: residual (and skip) channels H.
-        cond_channels: conditioning channels.
-        num_layers: dilated layers.
-        kernel_size: odd kernel of the dilated convs (centred: each output sees both sides).
-    """
-
-    def __init__(self, channels: int, cond_channels: int, num_layers: int, kernel_size: int = 3) -> None:
-        super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"a non-causal stack needs an odd kernel, got {kernel_size}")
-        self.channels, self.num_layers = channels, num_layers
-        self.dilated = nn.ModuleList(
-            nn.Conv1d(channels, 2 * channels, kernel_size, dilation=2**i,
-                      padding=(kernel_size - 1) * 2**i // 2) for i in range(num_layers))
-        self.cond = nn.Conv1d(cond_channels, 2 * channels * num_layers, 1)
-        self.res_skip = nn.ModuleList(
-            nn.Conv1d(channels, channels if i == num_layers - 1 else 2 * channels, 1)
-            for i in range(num_layers))
-
-    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """h [B, H, T], cond [B, cond_channels, T] -> skip sum [B, H, T]."""
-        conds = self.cond(cond).chunk(self.num_layers, 1)
-        skip = torch.zeros_like(h)
-        for i, (dilated, res_skip) in enumerate(zip(self.dilated, self.res_skip)):
-            a, b = (dilated(h) + conds[i]).chunk(2, 1)
-            out = res_skip(torch.tanh(a) * torch.sigmoid(b))
-            if i == self.num_layers - 1:
-                skip = skip + out
-            else:
-                h = h + out[:, : self.channels]
-                skip = skip + out[:, self.channels :]
-        return skip
-
-
 class AffineCoupling(nn.Module):
     """Affine coupling of x = [x_a, x_b]: ``(log_s, t) = NN(x_a, cond)``, ``y = [x_a, x_b · e^log_s + t]``.
 
-    NN is a 1x1 conv (C_a -> H), a non-causal `WNTransform` conditioned on the (upsampled, squeezed) mel,
-    and a 1x1 conv to 2 · C_b channels that starts at zero, so a new coupling is the identity. The
+    NN is a non-causal `WaveNetStack` (1x1 input conv C_a -> H, gated layers of dilations 1, 2, 4, ...
+    conditioned on the upsampled, squeezed mel, skip sum of H channels) and a 1x1 conv to 2 · C_b channels
+    that starts at zero, so a new coupling is the identity (WaveGlow's WN, FloWaveNet's coupling). The
     log-scale is soft-clamped, ``log_s = m · tanh(raw / m)`` with m = ``max_log_scale``: the identity near 0,
     never beyond ±m, which keeps exp(log_s) from overflowing early in training.
 
@@ -238,14 +199,14 @@ class AffineCoupling(nn.Module):
             raise ValueError("a coupling needs at least two channels")
         self.n_a, self.n_b = channels // 2, channels - channels // 2
         self.max_log_scale = max_log_scale
-        self.start = nn.Conv1d(self.n_a, hidden_channels, 1)
-        self.wn = WNTransform(hidden_channels, cond_channels, num_layers, kernel_size)
+        self.wn = WaveNetStack(self.n_a, hidden_channels, 2 * hidden_channels, hidden_channels, cond_channels,
+                               kernel_size, [2**i for i in range(num_layers)], causal=False)
         self.end = nn.Conv1d(hidden_channels, 2 * self.n_b, 1)
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
 
     def _scale_shift(self, x_a: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw_log_s, t = self.end(self.wn(self.start(x_a), cond)).split(self.n_b, 1)
+        raw_log_s, t = self.end(self.wn(x_a, cond)).split(self.n_b, 1)
         return self.max_log_scale * torch.tanh(raw_log_s / self.max_log_scale), t
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,7 +224,8 @@ class AffineCoupling(nn.Module):
 
 class MelUpsampler2d(nn.Module):
     """Mel frames to sample rate with FloWaveNet's upsampler: per rate r a 2-D transposed conv (kernel
-    3 bands x 2r frames, stride r along time, one channel) and LeakyReLU(0.4); a few hundred parameters.
+    3 bands x 2r frames, stride r along time, one channel) and LeakyReLU(0.4). One small kernel is shared
+    by all bands (194 parameters for rates 16, 16, where `MelUpsampler`'s 80 -> 80-channel convs take 410 k).
 
     Args:
         rates: time factors (their product is the hop); each must be even.
@@ -282,6 +244,20 @@ class MelUpsampler2d(nn.Module):
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.4)
         return h[:, 0]
+
+
+UPSAMPLERS = ("conv2d", "conv1d")
+
+
+def build_upsampler(kind: str, num_mels: int, rates: list[int]) -> nn.Module:
+    """The mel upsampler of a flow vocoder: ``conv2d``, FloWaveNet's `MelUpsampler2d` (a kernel shared by
+    all bands), or ``conv1d``, the WaveNet vocoder's `MelUpsampler` (80 -> 80-channel transposed convs, as
+    WaveGlow's single one of stride 256)."""
+    if kind == "conv2d":
+        return MelUpsampler2d(rates)
+    if kind == "conv1d":
+        return MelUpsampler(num_mels, rates)
+    raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {kind!r}")
 
 
 class FlowVocoder(nn.Module):

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from funcodec_lite.vocoders.flow_layers import (
+    UPSAMPLERS,
     ActNorm,
     AffineCoupling,
     FlowVocoder,
-    MelUpsampler2d,
+    build_upsampler,
     squeeze,
     swap_halves,
     unsqueeze,
@@ -27,6 +28,8 @@ class FloWaveNetConfig:
     Args:
         num_mels: input mel bands [cin_channels].
         upsample_rates: time factors of the mel upsampler (their product is the hop).
+        upsampler: ``conv2d`` (FloWaveNet's, one small kernel for all bands) or ``conv1d`` (transposed
+            convs of num_mels channels, as WaveGlow's): `build_upsampler`.
         n_blocks: context blocks, each a squeeze (time x 1/2, channels x 2) and ``n_flows`` flows [n_block].
         n_flows: flows of (ActNorm, affine coupling, swap of halves) per block [n_flow].
         wn_channels: width of each coupling's WaveNet-like transform [filter_size].
@@ -42,6 +45,7 @@ class FloWaveNetConfig:
 
     num_mels: int = 80
     upsample_rates: list[int] = field(default_factory=lambda: [16, 16])
+    upsampler: str = "conv2d"
     n_blocks: int = 8
     n_flows: int = 6
     wn_channels: int = 256
@@ -53,6 +57,8 @@ class FloWaveNetConfig:
     max_log_scale: float = 4.0
 
     def __post_init__(self) -> None:
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r}")
         if self.hop_length % 2**self.n_blocks:
             raise ValueError(f"the hop {self.hop_length} is not a multiple of 2^{self.n_blocks}")
 
@@ -68,15 +74,15 @@ class FloWaveNetConfig:
 
 def flowavenet_paper() -> FloWaveNetConfig:
     """The paper's model: 8 blocks x 6 flows, WaveNets of 2 layers x 256 channels, no split (the public
-    code's ``block_per_split`` of 8 with 8 blocks): 173.9 M parameters (the paper counts 182.6 M with its
-    WaveNets' extra output convs), most of them in the couplings' conditioning (80 · 2^7 mel channels
+    code's ``block_per_split`` of 8 with 8 blocks): 177.0 M parameters (the paper counts 182.6 M; its
+    WaveNets have extra output convs), most of them in the couplings' conditioning (80 · 2^7 mel channels
     in the last block)."""
     return FloWaveNetConfig()
 
 
 def flowavenet_tiny() -> FloWaveNetConfig:
     """A CPU-sized FloWaveNet (hop 256): 4 blocks x 2 flows, a split after block 2, WaveNets of 2 layers x
-    16 channels (212 k parameters)."""
+    16 channels (214 k parameters)."""
     return FloWaveNetConfig(n_blocks=4, n_flows=2, wn_channels=16, split_every=2)
 
 
@@ -156,7 +162,7 @@ class FloWaveNet(FlowVocoder):
     def __init__(self, config: FloWaveNetConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or flowavenet_paper()
-        self.upsample = MelUpsampler2d(cfg.upsample_rates)
+        self.upsample = build_upsampler(cfg.upsampler, cfg.num_mels, cfg.upsample_rates)
         self.blocks = nn.ModuleList()
         channels, cond_channels = 1, cfg.num_mels
         for i in range(cfg.n_blocks):

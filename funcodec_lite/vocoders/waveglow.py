@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from funcodec_lite.vocoders.flow_layers import (
+    UPSAMPLERS,
     AffineCoupling,
     FlowVocoder,
     InvertibleConv1x1,
-    MelUpsampler2d,
+    build_upsampler,
     squeeze,
     unsqueeze,
 )
@@ -25,6 +26,8 @@ class WaveGlowConfig:
     Args:
         num_mels: input mel bands.
         upsample_rates: time factors of the mel upsampler (their product is the hop).
+        upsampler: ``conv2d`` (FloWaveNet's, one small kernel for all bands) or ``conv1d`` (transposed
+            convs of num_mels channels, as WaveGlow's): `build_upsampler`.
         n_group: samples squeezed into one vector (the flow's channels).
         n_flows: steps of (invertible 1x1 conv, affine coupling).
         n_early_every: an early output leaves before every ``n_early_every``-th flow (not the first).
@@ -39,6 +42,7 @@ class WaveGlowConfig:
 
     num_mels: int = 80
     upsample_rates: list[int] = field(default_factory=lambda: [16, 16])
+    upsampler: str = "conv2d"
     n_group: int = 8
     n_flows: int = 12
     n_early_every: int = 4
@@ -51,6 +55,8 @@ class WaveGlowConfig:
     max_log_scale: float = 4.0
 
     def __post_init__(self) -> None:
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r}")
         if self.hop_length % self.n_group:
             raise ValueError(f"the hop {self.hop_length} must be a multiple of n_group {self.n_group}")
         if self.n_group - self.n_early_size * self.num_early_outputs < 2:
@@ -69,14 +75,14 @@ class WaveGlowConfig:
 
 def waveglow_paper() -> WaveGlowConfig:
     """The paper's model: 12 flows, groups of 8 samples, 2 channels out every 4 flows, WN of 8 layers x 256
-    channels (the released model's): 81.2 M parameters (the paper's 87.9 M less its 6.5 M-parameter
-    transposed-conv upsampler, 80 -> 80 channels, kernel 1024, stride 256; ours is FloWaveNet's, 194)."""
-    return WaveGlowConfig()
+    channels (the released model's) and one 80-channel transposed conv of stride 256 (kernel 512 here,
+    1024 in WaveGlow): 85.2 M parameters (the paper reports 87.9 M)."""
+    return WaveGlowConfig(upsample_rates=[256], upsampler="conv1d")
 
 
 def waveglow_tiny() -> WaveGlowConfig:
     """A CPU-sized WaveGlow (hop 256): 4 flows, 2 channels out after 2, WN of 3 layers x 16 channels (272 k
-    parameters, 91 % of them the couplings' 640-channel mel conditioning)."""
+    parameters, 90 % of them the couplings' 640-channel mel conditioning)."""
     return WaveGlowConfig(n_flows=4, n_early_every=2, wn_channels=16, wn_layers=3)
 
 
@@ -103,7 +109,7 @@ class WaveGlow(FlowVocoder):
     def __init__(self, config: WaveGlowConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or waveglow_paper()
-        self.upsample = MelUpsampler2d(cfg.upsample_rates)
+        self.upsample = build_upsampler(cfg.upsampler, cfg.num_mels, cfg.upsample_rates)
         cond_channels = cfg.num_mels * cfg.n_group
         self.convs, self.couplings = nn.ModuleList(), nn.ModuleList()
         channels = cfg.n_group
