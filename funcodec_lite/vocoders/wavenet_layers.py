@@ -29,15 +29,18 @@ class MelUpsampler(nn.Module):
     Args:
         num_mels: mel bands (channels in and out).
         upsample_scales: time factor of each stage; their product is the hop.
+        depthwise: one filter per band (``groups=num_mels``: 80x fewer weights; the layers that read the
+            conditioning mix the bands) instead of a full band-mixing transposed conv.
     """
 
-    def __init__(self, num_mels: int, upsample_scales: list[int]) -> None:
+    def __init__(self, num_mels: int, upsample_scales: list[int], depthwise: bool = False) -> None:
         super().__init__()
         if not upsample_scales or any(s < 1 for s in upsample_scales):
             raise ValueError(f"upsample_scales must be positive factors, got {upsample_scales}")
         self.scales = list(upsample_scales)
         self.stages = nn.ModuleList(
-            nn.ConvTranspose1d(num_mels, num_mels, s + 2 * (s // 2), stride=s, padding=s // 2)
+            nn.ConvTranspose1d(num_mels, num_mels, s + 2 * (s // 2), stride=s, padding=s // 2,
+                               groups=num_mels if depthwise else 1)
             for s in self.scales)
 
     @property
