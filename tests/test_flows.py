@@ -4,11 +4,14 @@ FloWaveNet, ActNorm's data-dependent initialisation, likelihood training and mod
 import importlib
 import json
 import math
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.autograd.functional import jacobian
+from torch.nn.parallel import DistributedDataParallel
 
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.utils.weights import load_model_dir, read_provenance
@@ -22,7 +25,11 @@ from funcodec_lite.vocoders.flow_layers import (
     unsqueeze,
 )
 from funcodec_lite.vocoders.flowavenet import FloWaveNet, FloWaveNetConfig, flowavenet_tiny
-from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig, train_likelihood_vocoder
+from funcodec_lite.vocoders.likelihood_training import (
+    LikelihoodLoopConfig,
+    TrainingLoss,
+    train_likelihood_vocoder,
+)
 from funcodec_lite.vocoders.waveglow import WaveGlow, WaveGlowConfig, waveglow_tiny
 
 
@@ -256,3 +263,30 @@ def test_mismatched_lengths_are_refused(kind):
         model.encode(wav[..., :-256], mel)
     with pytest.raises(ValueError, match=r"expected mel \[B, 80, F\]"):
         model.synthesize(mel[:, :40])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Under DistributedDataParallel (one gloo process: two would cost seconds of start-up)
+
+def test_training_under_ddp(tmp_path):
+    """DDP without find_unused_parameters needs a gradient for every trainable parameter (it raises at the
+    second step otherwise), and ActNorm's initialisation goes through the all-reduce of its statistics."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        for kind, (cls, preset) in MODELS.items():
+            torch.manual_seed(0)
+            model = cls(preset())
+            ddp = DistributedDataParallel(TrainingLoss(model))
+            optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+            mel, wav = _data(80, 4, 256, batch=2, seed=11)
+            for _ in range(3):
+                loss = ddp(mel, wav)["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            assert torch.isfinite(loss), kind
+    finally:
+        dist.destroy_process_group()
