@@ -23,7 +23,8 @@ from funcodec_lite.vocoders.flow_layers import (
 
 @dataclass
 class FloWaveNetConfig:
-    """FloWaveNet's settings (the public implementation's names in brackets).
+    """FloWaveNet's settings (the public implementation's names in brackets); the defaults are the paper's
+    model (`flowavenet_paper`).
 
     Args:
         num_mels: input mel bands [cin_channels].
@@ -39,7 +40,7 @@ class FloWaveNetConfig:
             last) half the channels leave as latent, under a learned Gaussian prior conditioned on the other
             half and the mel; 0 means no split.
         sigma: standard deviation of the Gaussian prior during training (FloWaveNet: 1).
-        temperature: default scale of the prior's deviation at synthesis.
+        temperature: default scale of the prior's deviation at synthesis (the public code samples at 1).
         max_log_scale: soft limit of each coupling's log-scale (`AffineCoupling`).
     """
 

@@ -21,7 +21,8 @@ from funcodec_lite.vocoders.flow_layers import (
 
 @dataclass
 class WaveGlowConfig:
-    """WaveGlow's settings (names as the public ``config.json`` where it has them).
+    """WaveGlow's settings (names as the public ``config.json`` where it has them); the defaults are the
+    paper's model (`waveglow_paper`).
 
     Args:
         num_mels: input mel bands.
@@ -41,8 +42,8 @@ class WaveGlowConfig:
     """
 
     num_mels: int = 80
-    upsample_rates: list[int] = field(default_factory=lambda: [16, 16])
-    upsampler: str = "conv2d"
+    upsample_rates: list[int] = field(default_factory=lambda: [256])
+    upsampler: str = "conv1d"
     n_group: int = 8
     n_flows: int = 12
     n_early_every: int = 4
@@ -77,13 +78,14 @@ def waveglow_paper() -> WaveGlowConfig:
     """The paper's model: 12 flows, groups of 8 samples, 2 channels out every 4 flows, WN of 8 layers x 256
     channels (the released model's) and one 80-channel transposed conv of stride 256 (kernel 512 here,
     1024 in WaveGlow): 85.2 M parameters (the paper reports 87.9 M)."""
-    return WaveGlowConfig(upsample_rates=[256], upsampler="conv1d")
+    return WaveGlowConfig()
 
 
 def waveglow_tiny() -> WaveGlowConfig:
-    """A CPU-sized WaveGlow (hop 256): 4 flows, 2 channels out after 2, WN of 3 layers x 16 channels (272 k
-    parameters, 90 % of them the couplings' 640-channel mel conditioning)."""
-    return WaveGlowConfig(n_flows=4, n_early_every=2, wn_channels=16, wn_layers=3)
+    """A CPU-sized WaveGlow (hop 256): FloWaveNet's upsampler, 4 flows, 2 channels out after 2, WN of 3
+    layers x 16 channels (272 k parameters, 90 % of them the couplings' 640-channel mel conditioning)."""
+    return WaveGlowConfig(upsample_rates=[16, 16], upsampler="conv2d", n_flows=4, n_early_every=2,
+                          wn_channels=16, wn_layers=3)
 
 
 PRESETS = {"paper": waveglow_paper, "tiny": waveglow_tiny}
