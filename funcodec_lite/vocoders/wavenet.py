@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
+from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack, pointwise
 
 OUTPUTS = ("mulaw", "mol", "gaussian")
 
@@ -240,6 +240,8 @@ class WaveNetVocoder(nn.Module):
 
     def condition(self, mel: torch.Tensor) -> torch.Tensor:
         """Upsampled mel [B, num_mels, F * hop] of mel [B, num_mels, F]."""
+        if mel.dim() != 3 or mel.shape[1] != self.config.num_mels:
+            raise ValueError(f"expected mel [B, {self.config.num_mels}, F], got {tuple(mel.shape)}")
         return self.upsampler(mel)
 
     def targets(self, wav: torch.Tensor) -> torch.Tensor:
@@ -267,6 +269,11 @@ class WaveNetVocoder(nn.Module):
         features = self.input_features(targets)
         shifted = F.pad(features, (1, 0))[..., :-1]  # the input at t is the sample t - 1 (zeros at t = 0)
         return self.head(self.stack(shifted, cond_proj=cond_proj))
+
+    def step_params(self, skip: torch.Tensor) -> torch.Tensor:
+        """The head on one step: parameters [B, P] of the skip sum [B, C_skip, 1] (`WaveNetStack.step`)."""
+        hidden = pointwise(self.head[1], torch.relu(skip))
+        return pointwise(self.head[3], torch.relu(hidden))[..., 0]
 
     def forward_params(self, targets: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Parameters [B, P, T] of p(x_t | x_<t, mel) for targets [B, T] and mel [B, num_mels, F]."""

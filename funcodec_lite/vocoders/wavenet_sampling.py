@@ -82,7 +82,7 @@ def incremental_sample(model: WaveNetVocoder, mel: torch.Tensor, temperature: fl
     for t in range(length):
         step_cond = [None if p is None else p[..., t:t + 1] for p in cond_proj]
         skip, queues = model.stack.step(features, queues, step_cond)
-        sample = draw(model, model.head(skip)[..., 0], temperature, generator)
+        sample = draw(model, model.step_params(skip), temperature, generator)
         samples[:, t] = sample
         features = model.input_features(sample.unsqueeze(1), mel.dtype)
     return samples
