@@ -1,5 +1,6 @@
 """The ``codec`` command line: ``encode``, ``decode``, ``tokenize``, ``eval``, ``info``, ``convert``,
-``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``.
+``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``,
+``vocoder train``, ``vocoder resynth``.
 
 Errors are one line on stderr (``codec <command>: error: <file>: <problem>``) with exit code 2 and no
 traceback unless ``--debug``; nothing is left half-written (outputs are written atomically).
@@ -11,7 +12,18 @@ import argparse
 import os
 import sys
 
-from funcodec_lite.cli import coding, convert, evaluation, generate, info, lm, tokenize, training, vamp
+from funcodec_lite.cli import (
+    coding,
+    convert,
+    evaluation,
+    generate,
+    info,
+    lm,
+    tokenize,
+    training,
+    vamp,
+    vocoder,
+)
 from funcodec_lite.cli.common import one_line
 
 
@@ -19,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate):
+    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder):
         module.register(commands)
     return parser
 

@@ -17,7 +17,7 @@ from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.lm import PixelSNAIL
 from funcodec_lite.utils.atomic import write_json
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
-from funcodec_lite.vocoders import VOCODER_KINDS
+from funcodec_lite.vocoders.training import load_any_vocoder
 
 
 def output_folder(class_name: str) -> str:
@@ -30,16 +30,6 @@ def load_prior(directory: Path) -> PixelSNAIL:
     return load_model_dir(directory, PixelSNAIL.model_kind)
 
 
-def load_vocoder_any(directory: Path) -> torch.nn.Module:
-    """Any vocoder kind's model directory (HiFi-GAN, WaveNet, WaveGlow, ...), as saved (weight norm kept)."""
-    from funcodec_lite.utils.weights import read_model_config
-
-    kind, _ = read_model_config(directory)
-    if kind not in VOCODER_KINDS:
-        raise ValueError(f"{directory}: a {kind!r} model, not a vocoder ({', '.join(VOCODER_KINDS)})")
-    return load_model_dir(directory, kind)
-
-
 def build_generator(args: argparse.Namespace, config: FoleyRunConfig) -> FoleyGenerator:
     """The run's trained parts as one `FoleyGenerator` (mel path: prior, autoencoder, vocoder).
 
@@ -49,7 +39,7 @@ def build_generator(args: argparse.Namespace, config: FoleyRunConfig) -> FoleyGe
     mel_config = recipe_front_end().config
     with np.load(args.exp / "codes" / "train.npz", allow_pickle=False) as archive:
         class_names = archive["class_names"].tolist()
-    vocoder = load_vocoder_any(args.vocoder_exp / "model")
+    vocoder = load_any_vocoder(args.vocoder_exp / "model")
     check_vocoder(mel_config, vocoder.hop_length, vocoder.config.num_mels, str(args.vocoder_exp))
     parts = {"prior": load_prior(args.exp / "prior" / "model"),
              "autoencoder": MelVQVAE.from_pretrained(args.exp / "vqvae" / "model"), "vocoder": vocoder}

@@ -108,3 +108,23 @@ def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Te
         def build() -> nn.Module:
             return build_vocoder(kind, config)
     return train_likelihood_vocoder(build, mels, wavs, loop, exp_dir, resume=resume, provenance=provenance)
+
+
+def load_any_vocoder(directory: str | Path, for_inference: bool = False) -> nn.Module:
+    """The vocoder of a model directory, whatever its kind, in eval mode.
+
+    Args:
+        for_inference: fold weight norm where the model has it (HiFi-GAN); else the weights stay as saved.
+
+    Raises:
+        ValueError: the directory holds another kind of model (the message lists the vocoder kinds).
+    """
+    from funcodec_lite.utils.weights import load_model_dir, read_model_config
+
+    kind, _ = read_model_config(directory)
+    if kind not in VOCODER_KINDS:
+        raise ValueError(f"{directory}: a {kind} model directory, not a vocoder ({', '.join(VOCODER_KINDS)})")
+    model = load_model_dir(directory, kind).eval()
+    if for_inference and hasattr(model, "remove_weight_norm"):
+        model.remove_weight_norm()
+    return model
