@@ -84,17 +84,17 @@ class StudentConfig:
 
 
 def student_clarinet() -> StudentConfig:
-    """ClariNet's student: six Gaussian IAFs of 10 layers, 64 residual channels (1.2 M weights)."""
+    """ClariNet's student: six Gaussian IAFs of 10 layers, 64 residual channels (2.3 M weights)."""
     return StudentConfig()
 
 
 def student_parallel_wavenet() -> StudentConfig:
-    """Parallel WaveNet's student: logistic IAFs of 10, 10, 10 and 30 layers (1.2 M weights)."""
+    """Parallel WaveNet's student: logistic IAFs of 10, 10, 10 and 30 layers (2.3 M weights)."""
     return StudentConfig(distribution="logistic", flow_layers=[10, 10, 10, 30])
 
 
 def student_tiny() -> StudentConfig:
-    """A CPU-sized Gaussian student for `wavenet_tiny_gaussian`: two flows of 5 layers, 16/32/16 (43 k)."""
+    """A CPU-sized Gaussian student for `wavenet_tiny_gaussian`: two flows of 5 layers, 16/32/16 (44 k)."""
     return StudentConfig(upsample_depthwise=True, flow_layers=[5, 5], residual_channels=16, gate_channels=32,
                          skip_channels=16)
 
@@ -155,8 +155,8 @@ class StudentVocoder(nn.Module):
         self.config = config = config or StudentConfig()
         self.upsampler = MelUpsampler(config.num_mels, config.upsample_scales, config.upsample_depthwise)
         self.flows = nn.ModuleList(IAFlow(config, layers) for layers in config.flow_layers)
-        self.spectral = MultiScaleSpectralLoss(config.sample_rate)
         self._teacher: tuple[WaveNetVocoder, ...] = ()  # a tuple: outside the module registry
+        self._spectral: tuple[MultiScaleSpectralLoss, ...] = ()  # built on first use, weightless
 
     @property
     def hop_length(self) -> int:
@@ -206,6 +206,8 @@ class StudentVocoder(nn.Module):
             (x, mean, log_scale), each [B, 1, T]: the sample ``x = z * exp(log_scale) + mean`` and the
             composed per-sample distribution (mean and log-scale at t depend on z_<t only).
         """
+        if mel.dim() != 3 or mel.shape[1] != self.config.num_mels:
+            raise ValueError(f"expected mel [B, {self.config.num_mels}, F], got {tuple(mel.shape)}")
         cond = self.upsampler(mel)[..., :z.shape[-1]]
         x, mean, log_scale = z, torch.zeros_like(z), torch.zeros_like(z)
         for flow in self.flows:
@@ -233,6 +235,12 @@ class StudentVocoder(nn.Module):
         return self.synthesize(mel)
 
     # -- distillation --------------------------------------------------------------------------------------
+
+    def spectral_loss(self, wav: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Multi-resolution spectral loss (`MultiScaleSpectralLoss`) of the sample x against audio wav."""
+        if not self._spectral:
+            self._spectral = (MultiScaleSpectralLoss(self.config.sample_rate),)
+        return self._spectral[0].to(x.device)(wav.reshape(x.shape).to(x.dtype), x)
 
     def _teacher_params(self, x: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         teacher = self.teacher
@@ -286,7 +294,7 @@ class StudentVocoder(nn.Module):
         if "log_scale_gap" in terms and self.config.log_scale_weight:
             loss = loss + self.config.log_scale_weight * terms["log_scale_gap"]
         if self.config.spectral_weight:
-            terms["spectral"] = self.spectral(wav.reshape(x.shape).to(x.dtype), x)
+            terms["spectral"] = self.spectral_loss(wav, x)
             loss = loss + self.config.spectral_weight * terms["spectral"]
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}}
 

@@ -77,10 +77,12 @@ class GatedResidualLayer(nn.Module):
         kernel_size: taps of the dilated conv.
         dilation: its dilation.
         causal: left padding only (True) or centered padding (False; needs an odd kernel).
+        residual: with a residual 1x1 conv (the last layer of a stack has none: only its skip is used,
+            and an unused weight would break DistributedDataParallel).
     """
 
     def __init__(self, residual_channels: int, gate_channels: int, skip_channels: int, cond_channels: int,
-                 kernel_size: int, dilation: int, causal: bool) -> None:
+                 kernel_size: int, dilation: int, causal: bool, residual: bool = True) -> None:
         super().__init__()
         if gate_channels % 2:
             raise ValueError(f"gate_channels must be even, got {gate_channels}")
@@ -89,7 +91,7 @@ class GatedResidualLayer(nn.Module):
         self.kernel_size, self.dilation, self.causal = kernel_size, dilation, causal
         self.conv = nn.Conv1d(residual_channels, gate_channels, kernel_size, dilation=dilation)
         self.cond = nn.Conv1d(cond_channels, gate_channels, 1, bias=False) if cond_channels else None
-        self.res = nn.Conv1d(gate_channels // 2, residual_channels, 1)
+        self.res = nn.Conv1d(gate_channels // 2, residual_channels, 1) if residual else None
         self.skip = nn.Conv1d(gate_channels // 2, skip_channels, 1)
 
     @property
@@ -109,6 +111,8 @@ class GatedResidualLayer(nn.Module):
             a = a + cond_proj
         filt, gate = a.chunk(2, dim=1)
         z = torch.tanh(filt) * torch.sigmoid(gate)
+        if self.res is None:
+            return x, pointwise(self.skip, z) if one_step else self.skip(z)
         if one_step:
             return (x + pointwise(self.res, z)) * math.sqrt(0.5), pointwise(self.skip, z)
         return (x + self.res(z)) * math.sqrt(0.5), self.skip(z)
@@ -120,7 +124,7 @@ class GatedResidualLayer(nn.Module):
             cond_proj: [B, C_gate, T] from `cond_projection`, or None.
 
         Returns:
-            (residual output [B, C_res, T], skip [B, C_skip, T]).
+            (residual output [B, C_res, T] (x itself without a residual conv), skip [B, C_skip, T]).
         """
         pad = (self.kernel_size - 1) * self.dilation
         padded = F.pad(x, (pad, 0) if self.causal else (pad // 2, pad - pad // 2))
@@ -164,7 +168,7 @@ class WaveNetStack(nn.Module):
         self.input = nn.Conv1d(in_channels, residual_channels, 1)
         self.layers = nn.ModuleList(
             GatedResidualLayer(residual_channels, gate_channels, skip_channels, cond_channels, kernel_size, d,
-                               causal) for d in dilations)
+                               causal, residual=i < len(dilations) - 1) for i, d in enumerate(dilations))
 
     @property
     def receptive_field(self) -> int:
