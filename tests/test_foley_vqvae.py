@@ -71,6 +71,8 @@ def test_baseline_parameter_counts_match_the_dcase_code():
         (MelVQVAEConfig.rvq(strides=(2, 4), **SMALL), (40, 43)),
         (MelVQVAEConfig.rvq(strides=(2, 2, 2), **SMALL), (40, 43)),
         (MelVQVAEConfig.rvq(strides=(4,), n_q=2, **SMALL), (40, 86)),
+        (MelVQVAEConfig(strides=(2, 2), time_strides=(4, 2), **SMALL), (20, 43)),
+        (MelVQVAEConfig.rvq(strides=(2, 2), time_strides=(2, 4), n_q=2, **SMALL), (40, 43)),
     ],
 )
 def test_shapes_of_every_configuration(config, code_map):
@@ -105,6 +107,19 @@ def test_shapes_of_every_configuration(config, code_map):
         by_hand = model.decode_latent(summed.T.reshape(1, dim, h, w).float())
     torch.testing.assert_close(model.decode_codes(codes), by_hand, rtol=1e-5, atol=1e-5)
     assert by_hand.shape == (1, 1, 80, 344)
+
+
+def test_time_strides_set_the_time_kernels_and_default_to_the_strides():
+    both = MelVQVAE(MelVQVAEConfig(strides=(2, 2), time_strides=(4, 2), **SMALL))
+    convs = [m for m in both.encoder.branches[0] if isinstance(m, torch.nn.Conv2d)][:2]
+    # branch kernel 4 at stride 2: (4, 8) where time strides by 4, as a stride-4 conv of the same branch
+    assert [c.kernel_size for c in convs] == [(4, 8), (4, 4)] and convs[0].stride == (2, 4)
+    same = MelVQVAEConfig(strides=(4, 2), time_strides=(4, 2), **SMALL)
+    assert same.latent_shape == MelVQVAEConfig(strides=(4, 2), **SMALL).latent_shape == (10, 43)
+    data = MelVQVAEConfig(strides=(2, 2), time_strides=(4, 2)).to_dict()
+    assert MelVQVAEConfig.from_dict(data).time_strides == (4, 2)
+    with pytest.raises(ValueError, match="one time stride per stride"):
+        MelVQVAEConfig(strides=(2, 2), time_strides=(4,))
 
 
 def test_rvq_preset_is_lees_design():

@@ -42,6 +42,9 @@ class MelVQVAEConfig:
         n_res_channel: hidden width of the residual blocks.
         strides: stride of each strided conv of a branch, first to last. (2, 2) is the baseline's
             stride 4; Lee's stride-8 variants are (4, 2) and (2, 4).
+        time_strides: the strided convs' strides along time, where they differ from ``strides`` (which
+            then stride the mel bands only); None: ``strides`` on both axes. E.g. strides (2, 2) with
+            time_strides (4, 2) keep 20 of 80 bands but 43 of 344 frames.
         branch_kernels: each branch's kernel for a stride-2 conv (scaled by stride / 2 for others).
         decay: EMA decay of the codebooks.
         epsilon: Laplace smoothing of the EMA cluster sizes.
@@ -63,6 +66,7 @@ class MelVQVAEConfig:
     n_res_block: int = 2
     n_res_channel: int = 32
     strides: tuple[int, ...] = (2, 2)
+    time_strides: tuple[int, ...] | None = None
     branch_kernels: tuple[int, ...] = (4, 2, 6, 8)
     decay: float = 0.99
     epsilon: float = 1e-5
@@ -75,6 +79,10 @@ class MelVQVAEConfig:
 
     def __post_init__(self) -> None:
         self.strides = tuple(int(s) for s in self.strides)
+        if self.time_strides is not None:
+            self.time_strides = tuple(int(s) for s in self.time_strides)
+            if len(self.time_strides) != len(self.strides):
+                raise ValueError(f"need one time stride per stride: {self.time_strides}, {self.strides}")
         self.branch_kernels = tuple(int(k) for k in self.branch_kernels)
         if self.quantizer not in QUANTIZERS:
             raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
@@ -84,9 +92,9 @@ class MelVQVAEConfig:
             raise ValueError(f"n_q must be 1 for 'vq' and >= 1 for 'rvq', got {self.n_q}")
         if not self.strides or not self.branch_kernels:
             raise ValueError("need at least one stride and one branch")
-        if self.n_mels % self.total_stride or self.n_frames % self.total_stride:
-            raise ValueError(f"{self.n_mels} x {self.n_frames} is not divisible by the total stride "
-                             f"{self.total_stride}")
+        if self.n_mels % self.total_stride or self.n_frames % self.total_time_stride:
+            raise ValueError(f"{self.n_mels} x {self.n_frames} is not divisible by the total strides "
+                             f"{self.total_stride} x {self.total_time_stride}")
 
     @classmethod
     def rvq(cls, strides: tuple[int, ...] = (4, 2), n_q: int = 4, **overrides) -> MelVQVAEConfig:
@@ -97,12 +105,17 @@ class MelVQVAEConfig:
 
     @property
     def total_stride(self) -> int:
+        """Downsampling of the mel bands (and of time, unless ``time_strides`` is set)."""
         return math.prod(self.strides)
+
+    @property
+    def total_time_stride(self) -> int:
+        return math.prod(self.strides if self.time_strides is None else self.time_strides)
 
     @property
     def latent_shape(self) -> tuple[int, int]:
         """(h, w) of the latent and of each codebook's index map."""
-        return self.n_mels // self.total_stride, self.n_frames // self.total_stride
+        return self.n_mels // self.total_stride, self.n_frames // self.total_time_stride
 
     @property
     def code_map_shape(self) -> tuple[int, int]:
@@ -113,6 +126,8 @@ class MelVQVAEConfig:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["strides"], data["branch_kernels"] = list(self.strides), list(self.branch_kernels)
+        if self.time_strides is not None:
+            data["time_strides"] = list(self.time_strides)
         return data
 
     @classmethod
@@ -167,7 +182,7 @@ class MelVQVAE(nn.Module):
         super().__init__()
         self.config = cfg = config or MelVQVAEConfig()
         self.encoder = MultiBranchEncoder(1, cfg.channel, cfg.branch_kernels, cfg.strides, cfg.n_res_block,
-                                          cfg.n_res_channel)
+                                          cfg.n_res_channel, cfg.time_strides)
         self.pre_quant = nn.Conv2d(cfg.channel, cfg.embed_dim, 1)
         self.quantizer = ResidualVectorQuantizer(RVQConfig(
             dim=cfg.embed_dim, n_q=cfg.n_q, codebook_size=cfg.codebook_size, decay=cfg.decay,
@@ -175,7 +190,7 @@ class MelVQVAE(nn.Module):
             threshold_ema_dead_code=cfg.threshold_ema_dead_code, dead_code_ratio=0.0,
         ))
         self.decoder = MelDecoder(cfg.embed_dim, 1, cfg.channel, cfg.strides, cfg.n_res_block,
-                                  cfg.n_res_channel)
+                                  cfg.n_res_channel, cfg.time_strides)
 
     @property
     def code_map_shape(self) -> tuple[int, int]:
