@@ -93,7 +93,8 @@ def mel_distance_per_class(codec: Codec, n_q: int, data_dir: Path) -> dict[str, 
 
 def stage_tokens(args: argparse.Namespace) -> None:
     """Token files of the train and valid clips (the tokenization job; a rerun skips files of this codec):
-    ``exp/<run>/tokens/<split>/<utt>.npz``, with the split's ``utt2class`` beside them."""
+    ``exp/codec_<hash>/tokens/<split>/<utt>.npz`` (`codec_exp`), with the split's ``utt2class`` beside
+    them."""
     from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 
     config = load_config(args)
@@ -142,12 +143,13 @@ def stage_token_prior(args: argparse.Namespace) -> None:
                   "codec": str(codec_dir(args, config)), "class_names": names}
     model = train_lm(config.prior, config.fixed(len(names)), dataset, batches, args.exp / "prior",
                      resume=args.resume, provenance=provenance, codebooks=codebooks)
-    best = load_model_dir(prior_dir(args))
-    everything = heldout_batches(valid, loop.batch_size)
+    best, record = load_model_dir(prior_dir(args)), read_provenance(prior_dir(args))
+    spread = train[:: max(1, len(train) // max(len(valid), 32))]  # every class, as many as the valid split
     report = {"kind": config.prior.kind, "parameters": sum(p.numel() for p in model.parameters()),
-              "sampled_model": str(prior_dir(args)), **read_provenance(prior_dir(args)),
-              "valid": heldout_nll(best, everything) if valid else {},
-              "train": heldout_nll(best, heldout_batches(train, loop.batch_size, limit=len(valid) or 32))}
+              "sampled_model": str(prior_dir(args)), "steps": record.get("steps"),
+              "train_minutes": record.get("train_minutes"),
+              "valid": heldout_nll(best, heldout_batches(valid, loop.batch_size)) if valid else {},
+              "train": heldout_nll(best, heldout_batches(spread, loop.batch_size))}
     write_json(args.exp / "prior" / "valid.json", report)
     print(f"prior: valid {report['valid']}, train {report['train']}")
 
