@@ -202,9 +202,6 @@ class AffineCoupling(nn.Module):
         self.max_log_scale = max_log_scale
         self.wn = WaveNetStack(self.n_a, hidden_channels, 2 * hidden_channels, hidden_channels, cond_channels,
                                kernel_size, [2**i for i in range(num_layers)], causal=False)
-        # the stack returns the skip sum only: the last layer's residual conv never gets a gradient, which
-        # DistributedDataParallel (without find_unused_parameters) refuses, so it is frozen
-        self.wn.layers[-1].res.requires_grad_(False)
         self.end = nn.Conv1d(hidden_channels, 2 * self.n_b, 1)
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
