@@ -225,3 +225,41 @@ def test_vocoder_settings_are_checked_against_the_kind(recipe, capsys):
     (recipe / "bad_kind.yaml").write_text(yaml.safe_dump({**MICRO, "vocoder_kind": "melgan"}))
     assert main(["dirs", *_args(recipe, config="bad_kind.yaml")]) == 2
     assert "vocoder_kind must be one of" in capsys.readouterr().err
+
+
+MICRO_VOCODERS = {  # one training step each; the tiny presets' layouts at the smallest widths
+    "wavenet": ({"output": "gaussian", "residual_channels": 4, "gate_channels": 8, "skip_channels": 4,
+                 "layers_per_cycle": 2, "dilation_cycles": 1}, None),
+    "waveglow": ({"upsample_rates": [16, 16], "upsampler": "conv2d", "n_flows": 2, "n_early_every": 2,
+                  "wn_channels": 4, "wn_layers": 1}, None),
+    "flowavenet": ({"n_blocks": 2, "n_flows": 1, "wn_channels": 4, "wn_layers": 1}, None),
+    "student": ({"upsample_depthwise": True, "flow_layers": [1], "residual_channels": 4, "gate_channels": 8,
+                 "skip_channels": 4},
+                {"output": "gaussian", "upsample_depthwise": True, "residual_channels": 4, "gate_channels": 8,
+                 "skip_channels": 4, "layers_per_cycle": 1, "dilation_cycles": 1}),
+}
+
+
+@pytest.mark.parametrize("kind", list(MICRO_VOCODERS))
+def test_every_vocoder_kind_trains_in_the_recipe(recipe, tmp_path, capsys, kind):
+    fields, teacher = MICRO_VOCODERS[kind]
+    config = {**MICRO, "vocoder_kind": kind, "vocoder": fields,
+              "vocoder_train": {"steps": 1, "batch_size": 2, "segment_frames": 4, "log_every": 1},
+              **({"vocoder_teacher": teacher} if teacher else {})}
+    (recipe / f"{kind}.yaml").write_text(yaml.safe_dump(config))
+    args = _args(recipe, config=f"{kind}.yaml")
+    args[args.index("--exp") + 1] = str(shutil.copytree(recipe / "exp" / "micro", tmp_path / kind))
+    vocoder, _ = _dirs(recipe, capsys, *args)
+    assert re.fullmatch(rf"vocoder_{kind}_custom_[0-9a-f]{{8}}", Path(vocoder).name)
+    _run("vocoder", *args)
+    info = json.loads((Path(vocoder) / "info.json").read_text())
+    assert info["kind"] == kind and info["parameters"] > 0
+    assert yaml.safe_load((Path(vocoder) / "model" / "config.yaml").read_text())["kind"] == kind
+    if kind == "student":  # its teacher was trained first, in the student's directory
+        assert yaml.safe_load((Path(vocoder) / "teacher" / "model" / "config.yaml").read_text())["kind"] == \
+            "wavenet"
+    if kind != "wavenet":  # one pass per clip; WaveNet's 88,200 sequential steps are too slow for a test
+        _run("generate", *args)
+        clip = sorted((tmp_path / kind / "generated" / "dog_bark").glob("*.wav"))[0]
+        audio, rate = sf.read(clip)
+        assert rate == 22050 and len(audio) == 88_200 and np.isfinite(audio).all()
