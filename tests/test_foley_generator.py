@@ -84,6 +84,16 @@ def test_codec_generate_unknown_class_lists_the_known_ones(generator_dir, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_codec_generate_sampling_overrides(generator_dir, tmp_path, capsys):
+    args = ["generate", "--model", str(generator_dir), "--class", "Rain", "-n", "1"]
+    assert main([*args, "--sampling", "temperature=0.5", str(tmp_path / "cold")]) == 0
+    assert main([*args, str(tmp_path / "warm")]) == 0
+    cold, warm = (sf.read(tmp_path / d / "rain" / "000.wav")[0] for d in ("cold", "warm"))
+    assert not np.array_equal(cold, warm)
+    assert main([*args, "--sampling", "steps=12", str(tmp_path / "bad")]) == 2
+    assert "KEY one of temperature" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_codec_generate_refuses_another_model_kind(tmp_path, capsys):
     save_model_dir(tmp_path / "vocoder", GriffinLimVocoder())
     assert main(["generate", "--model", str(tmp_path / "vocoder"), str(tmp_path / "out")]) == 2

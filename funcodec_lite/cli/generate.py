@@ -42,6 +42,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise UsageError(error.args[0]) from None
     if args.temperature is not None:
         model.config.sampling["temperature"] = args.temperature
+    known = ", ".join(sorted(model.config.sampling)) or "none (this model has no settings)"
+    for setting in args.sampling or []:
+        key, equals, value = setting.partition("=")
+        if not equals or key not in model.config.sampling:
+            raise UsageError(f"--sampling {setting}: give KEY=VALUE with KEY one of {known}")
+        model.config.sampling[key] = type(model.config.sampling[key])(value)
     start = time.perf_counter()
     write_clips(model, Path(args.output), args.n, args.batch_size, args.seed, classes)
     print(f"codec generate: {args.n * len(classes)} clips in {time.perf_counter() - start:.1f} s -> "
@@ -58,6 +64,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     command.add_argument("-n", type=int, default=10, help="clips per class")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--temperature", type=float, help="sampling temperature (default: the run's)")
+    command.add_argument("--sampling", action="append", metavar="KEY=VALUE",
+                         help="override a sampling setting of the run (e.g. steps=12 for a masked prior)")
     command.add_argument("--batch-size", type=int, default=25)
     command.add_argument("--device", help="cpu, cuda or cuda:N")
     command.set_defaults(func=cmd_generate)
