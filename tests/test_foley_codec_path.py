@@ -19,12 +19,12 @@ import yaml
 from funcodec_lite.audio.io import save_audio
 from funcodec_lite.foley.codec_path import (
     CodecTokensConfig,
-    main,
     reconstruct_clips,
     sample_codec_tokens,
 )
 from funcodec_lite.foley.codec_path_config import codec_exp, prior_dir
 from funcodec_lite.foley.data import FoleyClip, write_foley_data_dir
+from funcodec_lite.foley.recipe import main
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import load_model_dir

@@ -87,7 +87,9 @@ def _args(root: Path, features: str = "features", config: str = "micro.yaml") ->
 def _dirs(root: Path, capsys, *argv: str) -> list[str]:
     capsys.readouterr()
     _run("dirs", *argv)
-    return capsys.readouterr().out.split()
+    vocoder, classifier, path = capsys.readouterr().out.split()
+    assert path == "mel"
+    return [vocoder, classifier]
 
 
 def test_snake_case_eval_folders_get_the_training_class_names(recipe):

@@ -177,3 +177,20 @@ def test_a_few_training_steps_learn_a_toy_distribution():
     assert history[0][1] < 0.1
     assert history[-1][0] < 1.6  # measured 1.37
     assert history[-1][1] > 0.7  # measured 0.77
+
+
+def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off():
+    from funcodec_lite.lm.pixelsnail_layers import CausalAttention
+
+    def rates(**overrides):
+        model = PixelSNAIL(PixelSNAILConfig(height=4, width=5, n_codes=8, n_classes=2, channel=8, n_block=2,
+                                            n_res_block=1, res_channel=8, n_head=2, class_dim=4,
+                                            dropout=0.3, **overrides))
+        return {m.dropout for m in model.modules() if isinstance(m, CausalAttention)}
+
+    assert rates() == {0.3} and rates(attention_dropout=0.0) == {0.0}
+    model = PixelSNAIL(PixelSNAILConfig(height=4, width=5, n_codes=8, n_classes=2, channel=8, n_block=1,
+                                        n_res_block=1, res_channel=8, n_head=2, class_dim=4, dropout=0.0,
+                                        attention_dropout=0.0)).train()
+    codes, labels = torch.randint(0, 8, (2, 4, 5)), torch.tensor([0, 1])
+    torch.testing.assert_close(model(codes, labels), model.eval()(codes, labels))  # no dropout left at all

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # DCASE 2023 Task 7 Foley sound synthesis (Kaldi style):
-#   mel VQ-VAE / RVQ-VAE -> class-conditional PixelSNAIL -> HiFi-GAN -> FAD.
+#   mel VQ-VAE / RVQ-VAE -> class-conditional PixelSNAIL -> vocoder (vocoder_kind) -> FAD, or, with a
+#   codec_tokens section (conf/tiny_codec*.yaml): codec -> tokens -> class-conditional token model -> codec.
 #   ./run.sh [--stage N] [--stop-stage M] [--config conf/tiny_vq.yaml]
 #            [--dev-root DIR --eval-root DIR]   real data (default: toy data made by stage 0)
 #            [--toy-clips N] [--toy-eval-clips N] [--nj N] [--vggish WEIGHTS]
@@ -8,7 +9,10 @@
 #            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
 #            [--resume]   training stages (2, 4, 5) continue from their newest checkpoint
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
-#         5 HiFi-GAN vocoder, 6 generate clips per class, 7 FAD + classifier accuracy, 8 spectrogram plots.
+#         5 vocoder, 6 generate clips per class (and exp/<run>/generator for codec generate),
+#         7 FAD + classifier accuracy + noise floors, 8 plots and exp/<run>/report.html.
+#   Codec-token path: 2 codec (exp/codec_<hash>, shared by runs with the same codec settings and clips),
+#         3 tokens, 4 token prior, 5 nothing, 6-8 as above.
 # Outputs under exp/<config name>/; the vocoder under exp/vocoder_<preset>_<hash>/ and the evaluation
 # classifier under exp/classifier_<hash>/, each shared by the runs with the same settings and training
 # data (the hash covers both; an imported --hifigan-checkpoint goes to exp/vocoder_official_<file hash>/);
@@ -56,13 +60,14 @@ recipe="python -m funcodec_lite.foley.recipe"
 train=${launch:-$recipe}
 common=(--config "$config" --exp "$exp")
 vocoder=
+path=mel
 models=()
 
-keyed_dirs() {  # after stage 1: the vocoder and classifier dirs, keyed by their settings and training data
+keyed_dirs() {  # after stage 1: the vocoder and classifier dirs (keyed by settings and training data), the path
   local dirs
   dirs=$($recipe dirs "${common[@]}" ${hifigan_checkpoint:+--official-checkpoint "$hifigan_checkpoint"} \
     ${hifigan_config:+--official-config "$hifigan_config"})
-  { read -r vocoder; read -r classifier; } <<< "$dirs"
+  { read -r vocoder; read -r classifier; read -r path; } <<< "$dirs"
   models=(--vocoder-exp "$vocoder" --classifier-exp "$classifier")
 }
 
@@ -99,11 +104,17 @@ vocoder_stage() {
 
 run_stage 0 "data" make_data
 run_stage 1 "features" $recipe features
-run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}" $resume
-run_stage 3 "code maps" $recipe codes "${common[@]}"
-run_stage 4 "train the prior" $train prior "${common[@]}" $resume
-if [ "$stop_stage" -ge 5 ]; then keyed_dirs; fi
-run_stage 5 "vocoder" vocoder_stage
+if [ "$stop_stage" -ge 2 ]; then keyed_dirs; fi
+if [ "$path" = codec ]; then
+  run_stage 2 "train the codec" $train codec "${common[@]}" $resume
+  run_stage 3 "tokens" $recipe tokens "${common[@]}"
+  run_stage 4 "train the token prior" $train token_prior "${common[@]}" $resume
+else
+  run_stage 2 "train the mel autoencoder" $train vqvae "${common[@]}" $resume
+  run_stage 3 "code maps" $recipe codes "${common[@]}"
+  run_stage 4 "train the prior" $train prior "${common[@]}" $resume
+  run_stage 5 "vocoder" vocoder_stage
+fi
 run_stage 6 "generate" $recipe generate "${common[@]}" "${models[@]}"
 run_stage 7 "evaluate" $recipe evaluate "${common[@]}" "${models[@]}" ${vggish:+--vggish "$vggish"}
 run_stage 8 "plots" $recipe plot "${common[@]}" "${models[@]}"

@@ -13,7 +13,8 @@ the hash covers the ``codec`` settings and the training clips' ids, classes and 
 ``prior/{model,best,valid.json}`` and the clips of stage 6 (`funcodec_lite.foley.generation.stage_generate`,
 which builds its generator with `build_codec_generator`).
 
-``python -m funcodec_lite.foley.codec_path {codec,tokens,token_prior,generate_codec} --config C --exp E``
+Stages (run by ``egs/dcase_foley/run.sh`` when the config has ``codec_tokens``): ``python -m
+funcodec_lite.foley.recipe {codec,tokens,token_prior,generate_codec} --config C --exp E``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -44,7 +44,6 @@ from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.lm.generate import SamplingConfig, generate
 from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
 from funcodec_lite.utils.atomic import write_json
-from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import load_model_dir, read_provenance
 
 __all__ = ["CodecTokensConfig", "STAGES", "build_codec_generator", "reconstruct_clips", "sample_codec_clips"]
@@ -246,34 +245,3 @@ STAGES = {
     "token_prior": stage_token_prior,
     "generate_codec": stage_generate_codec,
 }
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The recipe's parser (`funcodec_lite.foley.recipe.build_parser`) with this path's stages."""
-    from funcodec_lite.foley import recipe
-
-    parser = recipe.build_parser()
-    parser.prog = "python -m funcodec_lite.foley.codec_path"
-    parser.description = __doc__.split("\n")[0]
-    for action in parser._actions:  # argparse keeps the positional's choices here
-        if action.dest == "stage":
-            action.choices, action.help = list(STAGES), "a stage of the codec-token path"
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.config is None or args.exp is None:
-            raise ValueError("give --config and --exp")
-        STAGES[args.stage](args)
-    except (ConfigError, FoleyDataError, FileNotFoundError, ValueError) as error:
-        if args.debug:
-            raise
-        print(f"{args.stage}: " + " ".join(str(error).split()), file=sys.stderr)  # one line
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

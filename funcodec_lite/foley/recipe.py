@@ -225,9 +225,10 @@ def keyed_model_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def stage_dirs(args: argparse.Namespace) -> None:
-    """Not a stage: prints the keyed vocoder and classifier directories (one a line) for run.sh."""
+    """Not a stage: prints the keyed vocoder and classifier directories and the run's path ("mel" or
+    "codec"), one a line, for run.sh."""
     vocoder, classifier = keyed_model_dirs(args)
-    print(f"{vocoder}\n{classifier}")
+    print(f"{vocoder}\n{classifier}\n{FoleyRunConfig.from_yaml(args.config).path}")
 
 
 STAGES = {
@@ -239,6 +240,7 @@ STAGES = {
     "vocoder": stage_vocoder,
 }
 KEYED_STAGES = ("vocoder", "generate", "evaluate", "plot")  # read --vocoder-exp / --classifier-exp
+CODEC_PATH_STAGES = ("codec", "tokens", "token_prior", "generate_codec")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "stage",
-        choices=[*STAGES, "generate", "evaluate", "plot", "dirs"],
-        help="a stage, or dirs: print the keyed vocoder and classifier directories",
+        choices=[*STAGES, "generate", "evaluate", "plot", "dirs", *CODEC_PATH_STAGES],
+        help="a stage, or dirs: print the keyed vocoder and classifier directories; codec, tokens, "
+        "token_prior and generate_codec are the codec-token path's (funcodec_lite.foley.codec_path)",
     )
     parser.add_argument("--config", type=Path, help="conf/<run>.yaml")
     parser.add_argument("--data", type=Path, default=Path("data"))
@@ -277,9 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from funcodec_lite.foley import evaluation, generation, report
+    from funcodec_lite.foley import codec_path, evaluation, generation, report
 
     stages = {
+        **codec_path.STAGES,
         **STAGES,
         "generate": generation.stage_generate,
         "evaluate": evaluation.stage_evaluate,

@@ -27,7 +27,10 @@ class PixelSNAILConfig:
         res_channel: hidden width of those blocks.
         attention: causal self-attention at the end of every PixelBlock.
         n_head: attention heads (the attention width is C // 2).
-        dropout: dropout in the residual blocks and on the attention weights.
+        dropout: dropout in the residual blocks (and on the attention weights, see ``attention_dropout``).
+        attention_dropout: dropout on the attention weights; None: ``dropout`` (the baseline's). On a CPU,
+            PyTorch's attention with dropout takes the unfused path: a training step of a 20 x 86 map
+            (channel 32, 2 blocks, batch 8) took 3.34 s with 0.1 and 0.77 s with 0.0.
         n_out_res_block: 1 x 1 gated residual blocks before the output layer.
         n_cond_res_block: residual blocks over a spatial condition; must be 0 (the baseline builds
             them but conditions on the class only, and so does this model).
@@ -48,6 +51,7 @@ class PixelSNAILConfig:
     attention: bool = True
     n_head: int = 8
     dropout: float = 0.1
+    attention_dropout: float | None = None
     n_out_res_block: int = 0
     n_cond_res_block: int = 0
     class_dim: int = 256
@@ -93,7 +97,8 @@ class PixelBlock(nn.Module):
         if config.attention:
             self.key_block = GatedResBlock(2 * c + 2, c, 1, dropout=config.dropout)
             self.query_block = GatedResBlock(c + 2, c, 1, dropout=config.dropout)
-            self.attention = CausalAttention(c + 2, 2 * c + 2, c // 2, config.n_head, config.dropout)
+            weights_dropout = config.dropout if config.attention_dropout is None else config.attention_dropout
+            self.attention = CausalAttention(c + 2, 2 * c + 2, c // 2, config.n_head, weights_dropout)
             self.out_block = GatedResBlock(c, c, 1, aux_channels=c // 2, dropout=config.dropout)
         else:
             self.out_conv = CausalConv2d(c + 2, c)
