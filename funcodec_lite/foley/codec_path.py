@@ -46,7 +46,7 @@ from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
 from funcodec_lite.utils.atomic import write_json
 from funcodec_lite.utils.weights import load_model_dir, read_provenance
 
-__all__ = ["CodecTokensConfig", "STAGES", "build_codec_generator", "reconstruct_clips", "sample_codec_clips"]
+__all__ = ["CodecTokensConfig", "STAGES", "build_codec_generator", "reconstruct_clips", "sample_codec_tokens"]
 
 
 # ---------------------------------------------------------------------------------------------- stages
@@ -212,14 +212,6 @@ def sample_codec_tokens(prior: torch.nn.Module, labels: torch.Tensor, sampling: 
         config = SamplingConfig(**{**settings, "min_frames": frames})
         return generate(prior, b, frames, config, labels=labels, generator=generator).codes
     raise ValueError(f"a {prior.model_kind} prior cannot sample Foley clips; use one of {PRIOR_KINDS}")
-
-
-@torch.no_grad()
-def sample_codec_clips(prior: torch.nn.Module, codec: Codec, labels: torch.Tensor, sampling: dict,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Clips [B, frames x hop] of the classes ``labels`` [B]: `sample_codec_tokens`, decoded by ``codec``."""
-    codes = sample_codec_tokens(prior, labels, sampling, generator)
-    return codec.decode(codes)[:, 0].float()
 
 
 @torch.no_grad()

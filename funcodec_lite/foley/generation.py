@@ -77,9 +77,6 @@ def stage_generate(args: argparse.Namespace) -> None:
         ValueError: the vocoder's hop or input bands differ from the mel front end's.
     """
     config = FoleyRunConfig.from_yaml(args.config)
-    # one position per step is too little work to split across threads: extra CPU threads only add
-    # synchronisation (3-10x slower sampling measured on 2 busy cores)
-    torch.set_num_threads(1)
     if config.path == "codec":
         from funcodec_lite.foley.codec_path import build_codec_generator
 
