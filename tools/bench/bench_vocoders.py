@@ -27,7 +27,7 @@ from funcodec_lite.foley.generator import remove_dc
 from funcodec_lite.foley.mel import recipe_front_end
 from funcodec_lite.utils.profile import count_parameters
 from funcodec_lite.utils.weights import load_model_dir, read_provenance
-from funcodec_lite.vocoders.training import loop_config, train_any_vocoder, vocoder_config
+from funcodec_lite.vocoders.training import load_any_vocoder, loop_config, train_any_vocoder, vocoder_config
 
 KINDS = ("griffinlim", "hifigan", "wavenet", "waveglow", "flowavenet", "student")
 BATCH = {"hifigan": 4, "wavenet": 4, "waveglow": 4, "flowavenet": 4, "student": 2}
@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--rtf-seconds", type=float, default=1.0, help="audio length of the RTF measurement")
     parser.add_argument("--exp", type=Path, default=Path("exp_vocoders"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--reuse", action="store_true",
+                        help="load each kind's model from --exp when it is there instead of training it "
+                             "(e.g. to measure the real-time factors again with other thread counts)")
     args = parser.parse_args()
     threads = torch.get_num_threads()
     mel_config = recipe_front_end().config
@@ -113,9 +116,14 @@ def main() -> None:
         torch.manual_seed(0)
         minutes = 0.0
         if kind == "student":
-            teacher = train_kind("teacher", train.mels, wavs, args.minutes, args.exp)
+            reused = args.reuse and (args.exp / "teacher" / "model" / "config.yaml").is_file()
+            teacher = (load_any_vocoder(args.exp / "teacher" / "model") if reused
+                       else train_kind("teacher", train.mels, wavs, args.minutes, args.exp))
             minutes += read_provenance(args.exp / "teacher" / "model")["train_minutes"]
-        model = train_kind(kind, train.mels, wavs, args.minutes, args.exp, teacher).eval()
+        if args.reuse and (args.exp / kind / "model" / "config.yaml").is_file():
+            model = load_any_vocoder(args.exp / kind / "model")
+        else:
+            model = train_kind(kind, train.mels, wavs, args.minutes, args.exp, teacher).eval()
         provenance = read_provenance(args.exp / kind / "model")
         minutes += provenance.get("train_minutes", 0.0)
         if hasattr(model, "remove_weight_norm"):
