@@ -7,7 +7,8 @@ import torch
 from tiny_models import learns_and_continues_counting
 
 from funcodec_lite.lm.codec_lm import CodecLM, CodecLMConfig
-from funcodec_lite.lm.generate import SamplingConfig, filter_logits, generate
+from funcodec_lite.lm.generate import SamplingConfig, generate
+from funcodec_lite.lm.sampling import filter_logits
 from funcodec_lite.lm.transformer import Transformer, TransformerConfig
 
 SMALL = TransformerConfig(dim=32, n_layers=2, n_heads=2, dropout=0.0)

@@ -16,8 +16,8 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
-from funcodec_lite.lm.generate import filter_logits
 from funcodec_lite.lm.masked import MaskedLM, gamma
+from funcodec_lite.lm.sampling import filter_logits
 
 
 @dataclass

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from funcodec_lite.lm.codec_lm import LMBatch, LMLoss
 from funcodec_lite.lm.conditioning import Conditioner
-from funcodec_lite.lm.generate import Generation, SamplingConfig, sample, start_sampling
+from funcodec_lite.lm.sampling import Generation, SamplingConfig, SamplingRun
 from funcodec_lite.lm.transformer import KVCache, Transformer, TransformerConfig
 from funcodec_lite.utils.config import build_dataclass
 
@@ -230,66 +230,35 @@ def generate_multiscale(model: MultiScaleLM, batch_size: int, max_frames: int | 
         labels, phonemes, phoneme_lengths: the conditions, as in training.
         generator: the random source (CPU), for reproducible draws.
     """
-    config = config or SamplingConfig()
-    lm, device, limit, tp = start_sampling(model, batch_size, max_frames, prompt)
-    b, k = batch_size, lm.n_q
-    total = tp + int(limit.max())
-    sequence = torch.full((b, k, total), lm.special, dtype=torch.long, device=device)
+    run = SamplingRun(model, batch_size, max_frames, config, prompt, labels, phonemes, phoneme_lengths,
+                      generator)
+    b, k, tp, prefix = batch_size, run.lm.n_q, run.prompt_frames, run.prefix
+    sequence = torch.full((b, k, run.total), run.lm.special, dtype=torch.long, device=run.device)
     if tp:
-        sequence[:, :, :tp] = prompt.to(device)
-    end = tp + limit  # [B] first frame not generated (EOS may move it earlier)
-    reasons = ["max_length"] * b
-    guided = config.cfg_coef != 1.0 and model.conditioner.active
-    rows = 2 * b if guided else b
-
-    def expand(x):
-        return None if x is None else (torch.cat([x, x]) if guided else x)
-
-    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(device) \
-        if guided else None
-    prefix = model.condition(expand(labels), expand(phonemes), expand(phoneme_lengths), rows, device, drop)
+        sequence[:, :, :tp] = prompt.to(run.device)
     first = prefix[1].sum(dim=1)  # rotary position of the start frame
-    start = model.start_frame(b, device)
-    global_cache = model.global_transformer.new_cache() if config.use_cache else None
-    calls = 0
-    for t in range(tp, total):
+    start = model.start_frame(b, run.device)
+    global_cache = model.global_transformer.new_cache() if run.config.use_cache else None
+    for t in range(tp, run.total):
         if global_cache is None:
-            hidden = model.global_hidden(expand(torch.cat([start, sequence[:, :, :t]], dim=-1)), prefix)
+            hidden = model.global_hidden(run.expand(torch.cat([start, sequence[:, :, :t]], dim=-1)), prefix)
         elif t == tp:  # the start frame and the whole prompt at once
-            hidden = model.global_hidden(expand(torch.cat([start, sequence[:, :, :t]], dim=-1)), prefix,
+            hidden = model.global_hidden(run.expand(torch.cat([start, sequence[:, :, :t]], dim=-1)), prefix,
                                          global_cache, first)
         else:
-            hidden = model.global_hidden(expand(sequence[:, :, t - 1 : t]), prefix, global_cache, first + t)
-        calls += 1
+            previous = run.expand(sequence[:, :, t - 1 : t])
+            hidden = model.global_hidden(previous, prefix, global_cache, first + t)
         context = model.to_local(hidden[:, -1])  # [rows, K, D_l]
-        local_cache = model.local_transformer.new_cache() if config.use_cache else None
+        local_cache = model.local_transformer.new_cache() if run.config.use_cache else None
         for q in range(k):
-            frame = expand(sequence[:, :, t])
+            frame = run.expand(sequence[:, :, t])
             if local_cache is None:
-                logits = model.local_logits(context, frame, 0, q + 1)[:, -1]
+                logits = model.local_logits(context, frame, 0, q + 1)[:, -1:]
             else:
-                logits = model.local_logits(context, frame, q, q + 1, local_cache)[:, -1]
-            calls += 1
-            if guided:
-                logits = logits[b:] + config.cfg_coef * (logits[:b] - logits[b:])
-            logits = logits.float()
-            if q or t < tp + config.min_frames:
-                logits[:, lm.card] = float("-inf")  # only codebook 0 ends a sequence
-            value = sample(logits.cpu(), config, generator).to(device)
-            live = t < end
-            if q == 0:
-                stop = live & (value == lm.card)
-                for item in torch.nonzero(stop).flatten().tolist():
-                    reasons[item] = "eos"
-                end = torch.where(stop, torch.full_like(end, t), end)
-                live = t < end
-                value = torch.where(stop, torch.full_like(value, lm.eos), value)
-                live = live | stop
-            sequence[:, q, t] = torch.where(live, value, torch.full_like(value, lm.special))
-        if bool((end <= t + 1).all()):
+                logits = model.local_logits(context, frame, q, q + 1, local_cache)
+            value = run.draw(run.guide(logits), [q], [t])[:, 0]
+            sequence[:, q, t] = run.accept(q, t, value)
+        run.calls += 1 + k
+        if bool((run.end <= t + 1).all()):
             break
-    codes = sequence[:, :, tp:]
-    frames_out = (end - tp).clamp_min(0)
-    keep = torch.arange(codes.shape[-1], device=device)[None, None] < frames_out[:, None, None]
-    return Generation(torch.where(keep & (codes < lm.card), codes, torch.zeros_like(codes)), frames_out,
-                      reasons, calls)
+    return run.result(sequence[:, :, tp:])
