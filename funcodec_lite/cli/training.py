@@ -89,14 +89,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
     from funcodec_lite.train.config import TrainConfig
+    from funcodec_lite.train.finetune import finetune_config
     from funcodec_lite.train.trainer import Trainer
 
-    config = TrainConfig.from_yaml(args.config, args.set)
+    if args.init_from is not None:
+        config = finetune_config(args.config, args.set, args.init_from)
+    else:
+        config = TrainConfig.from_yaml(args.config, args.set)
     exp_dir = Path(args.exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     with open(exp_dir / "train_config.yaml", "w", encoding="utf-8") as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
-    trainer = Trainer(config, args.train, args.valid, exp_dir)
+    trainer = Trainer(config, args.train, args.valid, exp_dir, init_from=args.init_from)
     trainer.fit(max_steps=args.max_steps, resume=args.resume)
     return 0
 
@@ -115,7 +119,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--valid", help="validation data directory")
     train.add_argument("--exp-dir", required=True, help="experiment directory")
     train.add_argument("--max-steps", type=int, help="stop after this many steps (default: the config's)")
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint (wins over --init-from when there is one)")
+    train.add_argument("--init-from", metavar="MODEL_DIR",
+                       help="start from a codec model directory's weights and codebooks, with fresh "
+                       "optimizers at step 0; its config.yaml gives the codec section (the training YAML's, "
+                       "if any, must agree)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
     train.set_defaults(func=cmd_train)

@@ -52,6 +52,8 @@ class EngineConfig:
         max_minutes: wall-clock budget of one run (0: none); every rank stops at the same step and saves.
         best_metric: a validation result (lower is better, e.g. ``nll``) whose best value so far keeps its
             model directory in ``exp_dir/best`` (early stopping for small data); empty: none.
+        valid_at_start: validate once before the first step of a fresh run (step 0: where a fine-tuning
+            run starts from).
     """
 
     max_steps: int = 1000
@@ -68,6 +70,7 @@ class EngineConfig:
     keep_last: int = 3
     max_minutes: float = 0.0
     best_metric: str = ""
+    valid_at_start: bool = False
 
     def __post_init__(self) -> None:
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
@@ -369,6 +372,8 @@ class Engine:
             self.log.reset()  # a fresh run: logs of an earlier run in this directory are replaced
             if self.exp_dir is not None and self.accelerator.is_main_process:
                 shutil.rmtree(self.exp_dir / "best", ignore_errors=True)  # and so is its best model
+            if config.valid_at_start:
+                self._validate()
         batches = self.batches()
         main = self.accelerator.is_main_process
         bar = tqdm(total=max_steps, initial=self.step, disable=not main, desc=self.task.name,

@@ -15,12 +15,13 @@ from funcodec_lite.discriminators import MultiDiscriminator
 from funcodec_lite.losses import CodecLoss
 from funcodec_lite.train.config import TrainConfig
 from funcodec_lite.train.engine import Engine, EngineConfig, TrainTask, epoch_batches
+from funcodec_lite.train.finetune import load_init_weights
 from funcodec_lite.train.validate import validate
 from funcodec_lite.utils.profile import PhaseTimer
 
 
-def engine_config(config: TrainConfig) -> EngineConfig:
-    """The engine's settings of a codec training config."""
+def engine_config(config: TrainConfig, init_from: str | Path | None = None) -> EngineConfig:
+    """The engine's settings of a codec training config (a fine-tuning run validates at step 0 too)."""
     schedule, optim = config.schedule, config.optim
     return EngineConfig(
         max_steps=schedule.max_steps, batch_size=config.data.batch_size, seed=schedule.seed,
@@ -28,7 +29,7 @@ def engine_config(config: TrainConfig) -> EngineConfig:
         grad_clip=optim.grad_clip, lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0,
         lr_decay_every=1, log_every=schedule.log_every, valid_every=schedule.valid_every,
         checkpoint_every=schedule.checkpoint_every, keep_last=schedule.keep_last,
-        max_minutes=schedule.max_minutes)
+        max_minutes=schedule.max_minutes, valid_at_start=init_from is not None)
 
 
 class CodecGANTask(TrainTask):
@@ -37,13 +38,16 @@ class CodecGANTask(TrainTask):
     Args:
         config: the training configuration.
         train_dir, valid_dir: Kaldi data directories (``valid_dir`` may be None: no validation).
+        init_from: a codec model directory whose weights and codebooks the generator starts from
+            (`funcodec_lite.train.finetune`); None: a fresh initialisation.
     """
 
     name = "codec"
     broadcast_buffers = False  # the RVQ all-reduces its own statistics
 
-    def __init__(self, config: TrainConfig, train_dir: str | Path, valid_dir: str | Path | None) -> None:
-        self.config, self.train_dir = config, train_dir
+    def __init__(self, config: TrainConfig, train_dir: str | Path, valid_dir: str | Path | None,
+                 init_from: str | Path | None = None) -> None:
+        self.config, self.train_dir, self.init_from = config, train_dir, init_from
         codec_config = config.codec
         data_config = DataConfig(sample_rate=codec_config.sample_rate, channels=codec_config.channels,
                                  segment_seconds=config.data.segment_seconds,
@@ -56,6 +60,8 @@ class CodecGANTask(TrainTask):
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         generator, discriminator = Codec(self.config.codec), MultiDiscriminator(self.config.discriminator)
+        if self.init_from is not None:
+            load_init_weights(generator, self.init_from)
         optim = self.config.optim
         adam = dict(betas=optim.betas, weight_decay=optim.weight_decay)
         optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=optim.lr, **adam),
@@ -133,7 +139,8 @@ class CodecGANTask(TrainTask):
     def export(self, engine: Engine, directory: Path) -> None:
         engine.unwrap("generator").save_pretrained(directory, {
             "steps": engine.step, "train_minutes": round(engine.train_seconds / 60, 3),
-            "data": {"train": str(self.train_dir), "utterances": len(self.train_set)}})
+            "data": {"train": str(self.train_dir), "utterances": len(self.train_set)},
+            **({"init_from": str(self.init_from)} if self.init_from is not None else {})})
 
 
 class Trainer:
@@ -144,13 +151,16 @@ class Trainer:
         train_dir, valid_dir: Kaldi data directories.
         exp_dir: where checkpoints, logs, tensorboard events and validation outputs go.
         accelerator: an ``Accelerator`` (one is made when None).
+        init_from: a codec model directory to start from (fine-tuning); a checkpoint that ``fit(resume=True)``
+            finds in ``exp_dir`` wins over it.
     """
 
     def __init__(self, config: TrainConfig, train_dir: str | Path, valid_dir: str | Path | None,
-                 exp_dir: str | Path, accelerator: Accelerator | None = None) -> None:
+                 exp_dir: str | Path, accelerator: Accelerator | None = None,
+                 init_from: str | Path | None = None) -> None:
         self.config = config
-        self.task = CodecGANTask(config, train_dir, valid_dir)
-        self.engine = Engine(self.task, engine_config(config), exp_dir, accelerator)
+        self.task = CodecGANTask(config, train_dir, valid_dir, init_from)
+        self.engine = Engine(self.task, engine_config(config, init_from), exp_dir, accelerator)
         self.accelerator = self.engine.accelerator
         self.generator = self.engine.modules["generator"]
         self.discriminator = self.engine.modules["discriminator"]
