@@ -54,7 +54,11 @@ class LoaderConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Steps, intervals, and precision."""
+    """Steps, intervals, precision, and the generator's weight EMA.
+
+    ``ema_decay`` (0 = off, e.g. 0.999): an exponential moving average of the generator's parameters,
+    updated after every generator step and kept in checkpoints; validation and the exported model use it.
+    """
 
     max_steps: int = 100_000
     max_minutes: float = 0.0  # wall-clock budget of one run (0 = none): stops and checkpoints
@@ -68,8 +72,11 @@ class ScheduleConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (GPU)
     valid_n_q: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     valid_clips: int = 2
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"schedule.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.disc_every < 1:
             raise ValueError(f"schedule.disc_every must be >= 1, got {self.disc_every}")
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false

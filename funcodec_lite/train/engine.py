@@ -3,19 +3,20 @@
 A model plugs in as a `TrainTask` (its modules, optimizers, dataset and one training step). The engine owns
 everything else: the data order (a seeded permutation per epoch, dealt out by rank, resumable mid-epoch),
 mixed precision (bf16 autocast, or fp16 with one gradient scaler per optimizer), gradient clipping, the
-learning-rate decay, checkpoints every N steps (atomic, keep the last K, safetensors + JSON), ``resume``
-that continues bit-exactly, a wall-clock budget, tqdm with ETA, tensorboard and a JSONL log.
+learning-rate schedule, weight EMA, checkpoints every N steps (atomic, keep the last K, safetensors +
+JSON), ``resume`` that continues bit-exactly, a wall-clock budget, tqdm with ETA, tensorboard and a JSONL log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,105 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from funcodec_lite.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from funcodec_lite.train.engine_config import PRECISIONS, EngineConfig, LoopConfig
 from funcodec_lite.train.logging import TrainLog
-from funcodec_lite.utils.config import ConfigError, build_dataclass
-
-PRECISIONS = ("no", "bf16", "fp16")
-
-
-@dataclass
-class EngineConfig:
-    """What the engine needs to know about a run.
-
-    Args:
-        max_steps: optimisation steps (each may update several optimizers).
-        batch_size: examples per step and process.
-        seed: initialisation, data order and the random state of the steps.
-        num_workers: DataLoader worker processes.
-        mixed_precision: ``no``, ``bf16`` (autocast) or ``fp16`` (autocast + one GradScaler per optimizer).
-        grad_clip: global gradient-norm limit per optimizer (<= 0: no clipping; the norm is still logged).
-        lr_decay, lr_decay_every: the learning rate is ``lr * lr_decay ** (step // lr_decay_every)``.
-        log_every: steps between log lines (means over the interval).
-        valid_every: steps between validations (0: never).
-        checkpoint_every: steps between checkpoints (0: only at the end).
-        keep_last: checkpoints kept.
-        max_minutes: wall-clock budget of one run (0: none); every rank stops at the same step and saves.
-        best_metric: a validation result (lower is better, e.g. ``nll``) whose best value so far keeps its
-            model directory in ``exp_dir/best`` (early stopping for small data); empty: none.
-        valid_at_start: validate once before the first step of a fresh run (step 0: where a fine-tuning
-            run starts from).
-    """
-
-    max_steps: int = 1000
-    batch_size: int = 16
-    seed: int = 0
-    num_workers: int = 0
-    mixed_precision: str = "no"
-    grad_clip: float = 0.0
-    lr_decay: float = 1.0
-    lr_decay_every: int = 1
-    log_every: int = 50
-    valid_every: int = 0
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    max_minutes: float = 0.0
-    best_metric: str = ""
-    valid_at_start: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
-            self.mixed_precision = "no"
-        if self.mixed_precision not in PRECISIONS:
-            raise ConfigError(f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}")
-        if self.max_steps < 0 or self.batch_size < 1 or self.lr_decay_every < 1 or self.log_every < 1:
-            raise ConfigError("need max_steps >= 0, batch_size >= 1, lr_decay_every >= 1 and log_every >= 1")
-        if self.keep_last < 1 or self.checkpoint_every < 0 or self.valid_every < 0:
-            raise ConfigError("need keep_last >= 1 and non-negative checkpoint_every / valid_every")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EngineConfig:
-        return build_dataclass(cls, data, "train")
-
-
-@dataclass
-class LoopConfig:
-    """A model's training section in a recipe's YAML: its Adam settings and the engine's.
-
-    Args:
-        steps: optimisation steps.
-        batch_size: examples per step and process.
-        lr, betas: Adam's settings.
-        grad_clip: gradient-norm limit (<= 0: none).
-        log_every, checkpoint_every, keep_last, max_minutes, seed, mixed_precision, num_workers,
-            best_metric: see `EngineConfig`.
-    """
-
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 3e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 0.0
-    log_every: int = 50
-    seed: int = 0
-    mixed_precision: str = "no"
-    checkpoint_every: int = 1000
-    keep_last: int = 2
-    max_minutes: float = 0.0
-    num_workers: int = 0
-    best_metric: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LoopConfig:
-        return build_dataclass(cls, dict(data or {}), cls.__name__)
-
-    def engine(self, **overrides: Any) -> EngineConfig:
-        """The engine's settings of this section."""
-        return EngineConfig(**{
-            "max_steps": self.steps, "batch_size": self.batch_size, "seed": self.seed,
-            "num_workers": self.num_workers, "mixed_precision": self.mixed_precision,
-            "grad_clip": self.grad_clip, "log_every": self.log_every,
-            "checkpoint_every": self.checkpoint_every, "keep_last": self.keep_last,
-            "max_minutes": self.max_minutes, "best_metric": self.best_metric, **overrides})
 
 
 def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, rank: int,
@@ -144,11 +48,14 @@ class TrainTask:
     """A model's part of training. Subclasses implement `build`, `dataset` and `step`.
 
     ``name`` labels the progress bar; ``broadcast_buffers`` is DDP's option (False for models that
-    all-reduce their own buffers, such as the EMA codebooks).
+    all-reduce their own buffers, such as the EMA codebooks); ``ema_modules`` names the modules (each
+    updated by the optimizer of the same name) whose weight EMA the engine keeps when
+    ``EngineConfig.ema_decay`` > 0 (`Engine.averaged`).
     """
 
     name: str = "train"
     broadcast_buffers: bool = True
+    ema_modules: tuple[str, ...] = ()
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         """Named modules and optimizers, built after the engine has seeded torch."""
@@ -215,6 +122,10 @@ class Engine:
         device_type = accelerator.device.type
         self.scalers = {name: torch.amp.GradScaler(device_type, enabled=config.mixed_precision == "fp16")
                         for name in optimizers}
+        # weight averages: plain copies (no DDP wrapper, no gradients), updated in `update`
+        self.ema: dict[str, nn.Module] = {
+            name: copy.deepcopy(self.unwrap(name)).requires_grad_(False)
+            for name in (task.ema_modules if config.ema_decay > 0 else ())}
         self.dataset = task.dataset()
         self.step, self.epoch, self.position = 0, 0, 0
         self.skipped_batches = 0
@@ -226,6 +137,10 @@ class Engine:
     def unwrap(self, name: str) -> nn.Module:
         """The named module without its DDP wrapper."""
         return self.accelerator.unwrap_model(self.modules[name])
+
+    def averaged(self, name: str) -> nn.Module:
+        """The named module's weight EMA when the engine keeps one, else the module itself (unwrapped)."""
+        return self.ema[name] if name in self.ema else self.unwrap(name)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for the configured precision (a no-op for ``no``)."""
@@ -252,6 +167,8 @@ class Engine:
         norm = float(self.accelerator.clip_grad_norm_(parameters, limit))
         scaler.step(optimizer)
         scaler.update()
+        if name in self.ema:
+            ema_update(self.ema[name], self.unwrap(name), self.config.ema_decay)
         return norm
 
     def lr_factor(self) -> float:
@@ -302,6 +219,7 @@ class Engine:
         path = None
         if self.accelerator.is_main_process:
             modules = {name: self.unwrap(name) for name in self.modules}
+            modules.update({f"ema-{name}": module for name, module in self.ema.items()})
             optimizers = {name: getattr(opt, "optimizer", opt) for name, opt in self.optimizers.items()}
             path = save_checkpoint(self.exp_dir, self.step, modules, optimizers, extra,
                                    keep_last=self.config.keep_last)
@@ -315,8 +233,13 @@ class Engine:
         if directory is None:
             return False
         modules = {name: self.unwrap(name) for name in self.modules}
+        # averages saved with the checkpoint; one begun after it (EMA switched on) starts from its weights
+        saved = {name for name in self.ema if (directory / f"ema-{name}.safetensors").is_file()}
+        modules.update({f"ema-{name}": self.ema[name] for name in saved})
         optimizers = {name: getattr(opt, "optimizer", opt) for name, opt in self.optimizers.items()}
         state = load_checkpoint(directory, modules, optimizers)
+        for name in set(self.ema) - saved:
+            self.ema[name].load_state_dict(self.unwrap(name).state_dict())
         extra = state["extra"]
         self.step, self.epoch, self.position = state["step"], extra["epoch"], extra["position"]
         self.skipped_batches = extra.get("skipped_batches", 0)
@@ -405,10 +328,20 @@ class Engine:
         self.log.close()
 
 
+@torch.no_grad()
+def ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """One EMA step: each parameter of ``average`` ← decay · itself + (1 − decay) · ``model``'s; buffers
+    (running statistics, codebooks) are copied from ``model``. Both modules have the same structure."""
+    for mean, param in zip(average.parameters(), model.parameters(), strict=True):
+        mean.mul_(decay).add_(param.detach(), alpha=1.0 - decay)
+    for mean, buffer in zip(average.buffers(), model.buffers(), strict=True):
+        mean.copy_(buffer)
+
+
 def _min_over_ranks(accelerator: Accelerator, value: int) -> int:
     """The smallest ``value`` over all processes (an all-gather: reduce has no min)."""
     gathered = accelerator.gather(torch.tensor([value], device=accelerator.device))
     return int(gathered.min().item())
 
 
-__all__ = ["Engine", "EngineConfig", "LoopConfig", "TrainTask", "epoch_batches"]
+__all__ = ["PRECISIONS", "Engine", "EngineConfig", "LoopConfig", "TrainTask", "ema_update", "epoch_batches"]

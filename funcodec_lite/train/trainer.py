@@ -29,7 +29,7 @@ def engine_config(config: TrainConfig, init_from: str | Path | None = None) -> E
         grad_clip=optim.grad_clip, lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0,
         lr_decay_every=1, log_every=schedule.log_every, valid_every=schedule.valid_every,
         checkpoint_every=schedule.checkpoint_every, keep_last=schedule.keep_last,
-        max_minutes=schedule.max_minutes, valid_at_start=init_from is not None)
+        max_minutes=schedule.max_minutes, valid_at_start=init_from is not None, ema_decay=schedule.ema_decay)
 
 
 class CodecGANTask(TrainTask):
@@ -44,6 +44,7 @@ class CodecGANTask(TrainTask):
 
     name = "codec"
     broadcast_buffers = False  # the RVQ all-reduces its own statistics
+    ema_modules = ("generator",)  # with schedule.ema_decay > 0, validation and export use the average
 
     def __init__(self, config: TrainConfig, train_dir: str | Path, valid_dir: str | Path | None,
                  init_from: str | Path | None = None) -> None:
@@ -134,10 +135,10 @@ class CodecGANTask(TrainTask):
         if self.valid_set is None:
             return {}
         out_dir = engine.exp_dir / "valid" / f"step-{engine.step:08d}"
-        return validate(engine.unwrap("generator"), self.valid_set, self.config, out_dir)
+        return validate(engine.averaged("generator"), self.valid_set, self.config, out_dir)
 
     def export(self, engine: Engine, directory: Path) -> None:
-        engine.unwrap("generator").save_pretrained(directory, {
+        engine.averaged("generator").save_pretrained(directory, {
             "steps": engine.step, "train_minutes": round(engine.train_seconds / 60, 3),
             "data": {"train": str(self.train_dir), "utterances": len(self.train_set)},
             **({"init_from": str(self.init_from)} if self.init_from is not None else {})})
