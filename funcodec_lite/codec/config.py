@@ -11,12 +11,13 @@ from typing import Any
 import yaml
 
 from funcodec_lite.audio.spectral import STFTConfig
+from funcodec_lite.modules.frame_codec import VocosConfig
 from funcodec_lite.modules.freqcodec import FreqCodecConfig
 from funcodec_lite.modules.seanet import SEANetConfig
 from funcodec_lite.quantization import RVQConfig, SemanticConfig
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 
-ARCHITECTURES: dict[str, type] = {"seanet": SEANetConfig, "freqcodec": FreqCodecConfig}
+ARCHITECTURES: dict[str, type] = {"seanet": SEANetConfig, "freqcodec": FreqCodecConfig, "vocos": VocosConfig}
 DOMAINS = ("time", "mag_angle", "mag_phase")
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -26,7 +27,8 @@ class CodecConfig:
     """Everything needed to build a ``Codec``.
 
     ``model`` holds the encoder/decoder architecture: a ``SEANetConfig`` when ``arch == "seanet"``,
-    a ``FreqCodecConfig`` when ``arch == "freqcodec"``.
+    a ``FreqCodecConfig`` when ``arch == "freqcodec"``, a ``VocosConfig`` when ``arch == "vocos"``
+    (STFT front end and ConvNeXt blocks at the frame rate, iSTFT head).
 
     ``input_gain`` (> 0) multiplies the waveform before the encoder (and the STFT of frequency-domain
     models) and divides the decoder's output, so the networks work on audio near unit level while
@@ -52,8 +54,8 @@ class CodecConfig:
             raise ConfigError(f"unknown domain {self.domain!r}; choose one of {DOMAINS}")
         if not isinstance(self.model, ARCHITECTURES[self.arch]):
             raise ConfigError(f"arch {self.arch!r} needs a {ARCHITECTURES[self.arch].__name__} model config")
-        if self.arch == "seanet" and self.domain != "time":
-            raise ConfigError("the seanet architecture works in the time domain (domain: time)")
+        if self.arch in ("seanet", "vocos") and self.domain != "time":
+            raise ConfigError(f"the {self.arch} architecture takes the waveform (domain: time)")
         if self.arch == "freqcodec" and self.domain == "time":
             raise ConfigError("the freqcodec architecture needs domain mag_phase or mag_angle")
         if self.domain != "time" and self.stft is None:

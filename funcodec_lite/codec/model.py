@@ -13,6 +13,7 @@ from torch import nn
 from funcodec_lite.audio.transforms import build_transform
 from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.modules.conv import fold_weight_norm
+from funcodec_lite.modules.frame_codec import VocosEncoder
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
@@ -81,6 +82,11 @@ class Codec(nn.Module):
                     model.istft_fft_size, model.kernel_size, model.final_activation)
             else:
                 self.decoder = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
+            self.samples_per_frame = model.hop_length
+        elif config.arch == "vocos":
+            self.encoder = VocosEncoder(model, config.channels)
+            self.decoder = ISTFTDecoder(config.channels, decoder_dim, model.hop_length, model.dec_width,
+                                        model.dec_blocks, model.decoder_n_fft, model.kernel_size)
             self.samples_per_frame = model.hop_length
         else:
             expected = config.channels * self.transform.feature_channels
@@ -175,7 +181,7 @@ class Codec(nn.Module):
         latent = latent.to(_weight_dtype(self.decoder))
         n_frames = latent.shape[-1]
         full_length = n_frames * self.samples_per_frame
-        if self.config.arch == "seanet":
+        if self.config.arch != "freqcodec":
             wav = self.decoder(latent)
         else:
             frames = n_frames * self.config.model.hop

@@ -60,7 +60,7 @@ def frames_for_length(codec: Codec, length: int) -> int:
     """Code frames that ``codec.encode`` gives for ``length`` samples (0 for an empty signal)."""
     if length <= 0:
         return 0
-    if codec.config.arch == "seanet":
+    if codec.config.domain == "time":  # seanet and vocos: whole hops, zero-padded
         return -(-length // codec.samples_per_frame)
     feature_frames = length // codec.config.stft.hop_length + 1  # centred STFT
     return -(-feature_frames // codec.config.model.hop)
@@ -69,7 +69,7 @@ def frames_for_length(codec: Codec, length: int) -> int:
 def min_length(codec: Codec) -> int:
     """Fewest samples ``codec.encode`` accepts: 1, or n_fft // 2 + 1 for the reflect-padded STFT of
     frequency-domain models (shorter windows are zero-padded by ``ChunkedEncoder``)."""
-    return 1 if codec.config.arch == "seanet" else codec.config.stft.n_fft // 2 + 1
+    return 1 if codec.config.domain == "time" else codec.config.stft.n_fft // 2 + 1
 
 
 @functools.cache

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from funcodec_lite.losses.adversarial import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, feature_matching_loss
+from funcodec_lite.losses.complex_spectral import CompressedComplexLoss
 from funcodec_lite.losses.reconstruction import SPECTRAL_LOSSES, time_l1_loss
 
 # per sub-discriminator: (logits, feature maps), as returned by funcodec_lite.discriminators
@@ -29,6 +30,8 @@ class LossWeights:
         spectral: which loss the λ_f term is: "funcodec" (Eq. 4: L1 + L2 on log power and log mel
             spectra, 7 scales) or "dac_mel" (DAC: L1 on log magnitude mel spectra, 7 scales; DAC
             weighs it 15).
+        complex: λ_c, the phase-aware compressed complex spectral loss (`CompressedComplexLoss`;
+            0 = off).
     """
 
     time: float = 1.0
@@ -37,6 +40,7 @@ class LossWeights:
     feat: float = 100.0 / 9.0
     commit: float = 1.0
     spectral: str = "funcodec"
+    complex: float = 0.0
 
     def __post_init__(self) -> None:
         if self.spectral not in SPECTRAL_LOSSES:
@@ -87,6 +91,7 @@ class CodecLoss(nn.Module):
         self.gan = gan
         self.relative_features = relative_features
         self.spectral = spectral or SPECTRAL_LOSSES[self.weights.spectral](sample_rate)
+        self.complex = CompressedComplexLoss() if self.weights.complex else None
 
     def forward(
         self,
@@ -107,7 +112,8 @@ class CodecLoss(nn.Module):
             fake_outputs: discriminator outputs for `wav_hat`; needed for both adversarial terms.
 
         Returns:
-            LossOutput: weighted total and the terms "time", "freq", "adv", "feat", "commit", "total".
+            LossOutput: weighted total and the terms "time", "freq", "complex", "adv", "feat", "commit",
+            "total".
         """
         w = self.weights
         parts: dict[str, tuple[float, torch.Tensor]] = {}
@@ -115,6 +121,8 @@ class CodecLoss(nn.Module):
             parts["time"] = (w.time, time_l1_loss(wav, wav_hat))
         if w.freq:
             parts["freq"] = (w.freq, self.spectral(wav, wav_hat))
+        if self.complex is not None:
+            parts["complex"] = (w.complex, self.complex(wav, wav_hat))
         if fake_outputs is not None and w.adv:
             parts["adv"] = (w.adv, GENERATOR_LOSSES[self.gan]([logits for logits, _ in fake_outputs]))
         if fake_outputs is not None and real_outputs is not None and w.feat:
