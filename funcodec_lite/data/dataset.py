@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from funcodec_lite.audio.io import AudioError, load_audio, resample
+from funcodec_lite.data.augment import AugmentConfig, augment
 from funcodec_lite.data.kaldi import DataDir, read_data_dir
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class DataConfig:
         dither: training only: RMS of white noise added to each crop's real samples (1e-4 is
             -80 dBFS), so digital silence (exact zeros, as synthetic speech has between words) is not
             a degenerate target for log-spectral losses; 0: none.
+        augment: training only: speed, EQ, reverberation and noise effects (`AugmentConfig`), applied
+            to each crop before the gain; None: none.
     """
 
     sample_rate: int = 16000
@@ -45,8 +48,11 @@ class DataConfig:
     seed: int = 0
     gain_db: tuple[float, float] | None = None
     dither: float = 0.0
+    augment: AugmentConfig | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
         if self.sample_rate <= 0 or self.channels < 1 or self.segment_seconds <= 0 or self.seed < 0:
             raise ValueError(f"invalid data config {self}")
         if self.gain_db is not None:
@@ -176,8 +182,16 @@ class AudioDataset(Dataset):
                          utt.utt_id)
 
     def _augment(self, crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Random gain, then dither, drawn from the item's own generator (so still worker-independent)."""
+        """Effects, random gain, then dither, drawn from the item's own generator (worker-independent).
+
+        Speed perturbation changes the crop's length: it is cut or zero-padded back to its own length.
+        """
         config = self.config
+        if config.augment is not None:
+            length = crop.shape[-1]
+            out = augment(crop.numpy(), config.augment, config.sample_rate, rng)[:, :length]
+            crop = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(out)),
+                                           (0, length - out.shape[-1])).to(crop.dtype)
         if config.gain_db is not None:
             crop = crop * float(10 ** (rng.uniform(*config.gain_db) / 20))
         if config.dither > 0:
