@@ -1,4 +1,5 @@
-"""``codec eval``: PESQ, STOI/ESTOI, mel distance and SI-SNR of decoded audio against references."""
+"""``codec eval``: PESQ, STOI/ESTOI, mel distance, SI-SNR and (``--metrics``) DNSMOS and speaker similarity
+of decoded audio against references."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 from funcodec_lite.jobs.evaluate import collect_pairs, pairs_summary, pairs_table, score_files
+from funcodec_lite.metrics import Scorer
+from funcodec_lite.metrics.suite import ALIASES, GROUPS
 from funcodec_lite.utils.atomic import write_json
 
 
@@ -28,8 +31,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write the scores as JSON when --json is given."""
     if args.json is not None:
         _check_json_path(Path(args.json))  # before the scoring, which can take a while
+    scorer = Scorer(args.metrics)  # unknown names and missing packages fail here, before any work
     pairs = collect_pairs(args.ref, args.hyp)
-    results = [score_files(name, ref, hyp) for name, ref, hyp in pairs]
+    results = [score_files(name, ref, hyp, scorer) for name, ref, hyp in pairs]
     single = len(pairs) == 1 and Path(args.ref).is_file() and Path(args.ref).suffix != ".scp"
     if single and results[0].error:
         raise ValueError(results[0].error)
@@ -53,4 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--json", metavar="PATH",
                             help="also write per-pair scores, their mean and the failures to this JSON file "
                                  "(default: nothing is written)")
+    evaluation.add_argument("--metrics", default="classic", metavar="LIST",
+                            help=f"comma-separated metrics: {', '.join(GROUPS)}, or {', '.join(ALIASES)} "
+                                 "(default: classic = pesq,stoi,estoi,mel,si_snr); dnsmos and spk need "
+                                 "pip install 'funcodec_lite[eval]' and are slower (docs/cli.md)")
     evaluation.set_defaults(func=cmd_eval)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +12,12 @@ from tqdm import tqdm
 
 from funcodec_lite.audio.blocks import AUDIO_EXTENSIONS
 from funcodec_lite.audio.io import load_audio, resample
-from funcodec_lite.audio.spectral import mel_distance
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.inference.filecoding import check_tokens, model_length
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
-from funcodec_lite.metrics import QualityScores, average_scores, score_pair, si_snr
+from funcodec_lite.metrics import QualityScores, Scorer, average, average_scores, score_pair
 
 
 def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
@@ -91,7 +90,8 @@ def results_table(results: dict[int, tuple[QualityScores, int]], frame_rate: flo
 # Scoring pairs of files (`codec eval`)
 @dataclass
 class PairResult:
-    """Scores of one (reference, hypothesis) pair, or why it could not be scored.
+    """Scores of one (reference, hypothesis) pair (``{name: value}``, NaN where undefined), or why it could
+    not be scored.
 
     ``trimmed`` counts the samples cut from the longer signal when the lengths differed.
     """
@@ -99,7 +99,7 @@ class PairResult:
     name: str
     ref: str
     hyp: str
-    scores: QualityScores | None = None
+    scores: dict[str, float] | None = None
     error: str | None = None
     trimmed: int = 0
 
@@ -137,11 +137,14 @@ def collect_pairs(ref: str | Path, hyp: str | Path) -> list[tuple[str, Path | No
     return [(name, left.get(name), right.get(name)) for name in sorted(set(left) | set(right))]
 
 
-def score_files(name: str, ref: Path | None, hyp: Path | None) -> PairResult:
+def score_files(name: str, ref: Path | None, hyp: Path | None, scorer: Scorer | None = None) -> PairResult:
     """Scores ``hyp`` against ``ref`` at the reference's rate (the hypothesis is resampled to it).
 
     Lengths that differ are cut to the shorter (``trimmed`` says by how much); channel counts must agree.
     Problems (a missing partner, unreadable audio) become ``error`` instead of raising.
+
+    Args:
+        scorer: the metrics to compute, models loaded once for all pairs (default: the classic five).
     """
     result = PairResult(name, str(ref or ""), str(hyp or ""))
     if ref is None or hyp is None:
@@ -157,49 +160,47 @@ def score_files(name: str, ref: Path | None, hyp: Path | None) -> PairResult:
         if length == 0:
             raise ValueError(f"{ref if r.shape[-1] == 0 else hyp}: no samples to score")
         result.trimmed = max(r.shape[-1], h.shape[-1]) - length
-        result.scores = _scores(r[:, :length], h[:, :length], rate)
+        result.scores = (scorer or Scorer()).score_pair(r[:, :length], h[:, :length], rate)
     except ValueError as err:
         result.error = str(err) if str(hyp) in str(err) or str(ref) in str(err) else f"{hyp}: {err}"
     return result
 
 
-def _scores(ref: torch.Tensor, hyp: torch.Tensor, rate: int) -> QualityScores:
-    """``score_pair``; signals too short for STOI (a few samples) get NaN for PESQ, STOI and ESTOI."""
-    try:
-        return score_pair(ref, hyp, rate)
-    except (ValueError, IndexError):  # pystoi fails on signals shorter than one of its frames
-        return QualityScores(pesq=math.nan, stoi=math.nan, estoi=math.nan,
-                             mel_distance=float(mel_distance(ref, hyp, rate)),
-                             si_snr=float(si_snr(ref, hyp).mean()))
-
-
 def pairs_summary(results: list[PairResult]) -> dict:
     """JSON-ready summary: per-pair scores (NaN as null), their NaN-aware mean, counts."""
     scored = [r.scores for r in results if r.scores is not None]
-    mean = asdict(average_scores(scored)) if scored else None
+    mean = average(scored) if scored else None
 
     def clean(values: dict | None) -> dict | None:
         return None if values is None else {k: (None if math.isnan(v) else v) for k, v in values.items()}
 
     pairs = [{"name": r.name, "ref": r.ref, "hyp": r.hyp, "trimmed_samples": r.trimmed,
-              "scores": clean(asdict(r.scores)) if r.scores else None, "error": r.error} for r in results]
+              "scores": clean(r.scores), "error": r.error} for r in results]
     return {"pairs": pairs, "mean": clean(mean), "scored": len(scored), "failed": len(results) - len(scored)}
 
 
+# key: (title, width, decimals) of its table column
+_COLUMNS = {"pesq": ("PESQ", 6, 3), "stoi": ("STOI", 6, 3), "estoi": ("ESTOI", 6, 3),
+            "mel_distance": ("mel", 7, 3), "si_snr": ("SI-SNR", 8, 2), "dnsmos_sig": ("SIG", 5, 2),
+            "dnsmos_bak": ("BAK", 5, 2), "dnsmos_ovrl": ("OVRL", 5, 2), "dnsmos_p808": ("P808", 5, 2),
+            "spk_sim": ("spk", 6, 3)}
+
+
 def pairs_table(results: list[PairResult], max_rows: int = 50) -> str:
-    """A fixed-width table of the pairs (at most ``max_rows``) and their mean."""
-    header = f"{'name':30s} {'PESQ':>6s} {'STOI':>6s} {'ESTOI':>6s} {'mel':>7s} {'SI-SNR':>8s}"
+    """A fixed-width table of the pairs (at most ``max_rows``) and their mean; one column per score."""
+    scored = [r.scores for r in results if r.scores is not None]
+    keys = list(scored[0]) if scored else list(_COLUMNS)[:5]
+    columns = {k: _COLUMNS.get(k, (k, max(len(k), 7), 3)) for k in keys}
+    header = f"{'name':30s} " + " ".join(f"{title:>{width}s}" for title, width, _ in columns.values())
     lines = [header, "-" * len(header)]
 
-    def row(name: str, s: QualityScores) -> str:
-        return (f"{name[:30]:30s} {s.pesq:6.3f} {s.stoi:6.3f} {s.estoi:6.3f} {s.mel_distance:7.3f} "
-                f"{s.si_snr:8.2f}")
+    def row(name: str, s: dict[str, float]) -> str:
+        return f"{name[:30]:30s} " + " ".join(f"{s[k]:{w}.{d}f}" for k, (_, w, d) in columns.items())
 
     for r in results[:max_rows]:
         lines.append(row(r.name, r.scores) if r.scores else f"{r.name[:30]:30s} error: {r.error}")
     if len(results) > max_rows:
         lines.append(f"... {len(results) - max_rows} more pair(s) in the JSON file")
-    scored = [r.scores for r in results if r.scores is not None]
     if scored:
-        lines += ["-" * len(header), row(f"mean of {len(scored)}", average_scores(scored))]
+        lines += ["-" * len(header), row(f"mean of {len(scored)}", average(scored))]
     return "\n".join(lines)
