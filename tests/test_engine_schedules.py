@@ -81,3 +81,35 @@ def test_ema_resumes_bit_exactly_and_starts_from_the_weights_when_switched_on(tm
     assert all(torch.equal(v, weights[k]) for k, v in late.averaged("model").state_dict().items())
     with pytest.raises(ValueError, match="ema_decay"):
         _config(ema_decay=1.0)
+
+
+class _Rates(_Linear):
+    """Records the learning rate each step ran at."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates: list[float] = []
+
+    def step(self, batch, engine):
+        self.rates.append(engine.optimizers["model"].param_groups[0]["lr"])
+        return super().step(batch, engine)
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_learning_rate_follows_the_closed_form_across_a_resume(tmp_path, schedule):
+    settings = {"max_steps": 9, "warmup_steps": 3, "lr_schedule": schedule, "lr_decay": 0.5,
+                "lr_decay_every": 2, "min_lr_ratio": 0.2, "ema_decay": 0.0}
+    first, second = _Rates(), _Rates()
+    Engine(first, _config(**settings), tmp_path).fit(max_steps=5)
+    Engine(second, _config(**settings), tmp_path).fit(resume=True)
+    rates = first.rates + second.rates
+    warmup = [1 / 3, 2 / 3, 1]  # steps 0-2; then k = step - 3 = 0..5 steps after the warmup
+    if schedule == "step":  # halved every 2 steps
+        expected = warmup + [1, 1, 0.5, 0.5, 0.25, 0.25]
+    else:  # 0.2 + 0.8 * (1 + cos(pi * k / 6)) / 2 over the 9 - 3 = 6 steps after the warmup
+        expected = warmup + [0.2 + 0.4 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
+    assert rates == pytest.approx([0.1 * f for f in expected], rel=1e-12)
+    assert _config(lr_schedule="cosine", max_steps=10, min_lr_ratio=0.1).lr_factor(10) == pytest.approx(0.1)
+    assert _config(lr_schedule="cosine", max_steps=10, min_lr_ratio=0.1).lr_factor(25) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _config(lr_schedule="linear")

@@ -12,7 +12,6 @@ from test_trainer import TINY, _data_dir
 from funcodec_lite import Codec
 from funcodec_lite.cli import main
 from funcodec_lite.codec.loading import load_model
-from funcodec_lite.train.checkpoint import checkpoint_dirs
 from funcodec_lite.train.config import TrainConfig
 from funcodec_lite.train.finetune import finetune_config, first_difference, load_init_weights
 from funcodec_lite.train.trainer import Trainer

@@ -2,6 +2,7 @@
 average, validation and export of the average, and the learning rate of G and D against the closed form."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -57,3 +58,32 @@ def test_generator_ema_resumes_exactly_and_is_what_validation_and_export_use(tmp
     assert seen and "nq4/mel_distance" in results  # validation ran the average
     with pytest.raises(ValueError, match="ema_decay"):
         _config(ema_decay=-0.1)
+
+
+@pytest.mark.parametrize("scheduler", ["none", "exponential", "cosine"])
+def test_generator_and_discriminator_rates_follow_the_schedule(tmp_path, data, scheduler):
+    optim = {"lr": 1e-3, "disc_lr": 4e-3, "scheduler": scheduler, "gamma": 0.9, "warmup_steps": 2,
+             "min_lr_ratio": 0.1}
+    trainer = Trainer(_config(optim, max_steps=6, disc_start_step=0), data[0], None, tmp_path)
+    batches = trainer.batches()
+    seen = []
+    for _ in range(6):
+        trainer.train_step(next(batches))
+        seen.append((trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+        trainer.step += 1
+
+    def factor(step: int) -> float:
+        if step < 2:
+            return (step + 1) / 2
+        if scheduler == "exponential":
+            return 0.9 ** (step - 2)
+        if scheduler == "cosine":
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 2) / 4))
+        return 1.0
+
+    assert [g for g, _ in seen] == pytest.approx([1e-3 * factor(s) for s in range(6)], rel=1e-12)
+    assert [d for _, d in seen] == pytest.approx([4e-3 * factor(s) for s in range(6)], rel=1e-12)
+    with pytest.raises(ValueError, match="optim.scheduler"):
+        _config({"scheduler": "linear"})
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        _config({"min_lr_ratio": 1.5})

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from funcodec_lite.codec.config import CodecConfig
+from funcodec_lite.data.augment import AugmentConfig
 from funcodec_lite.discriminators import DiscriminatorConfig
 from funcodec_lite.losses import LossWeights
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
@@ -16,7 +17,10 @@ from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 class OptimConfig:
     """Adam for the generator and the discriminators (FunCodec: lr 3e-4, betas 0.5/0.9).
 
-    ``scheduler``: ``none`` or ``exponential`` (lr · gamma^step, per step).
+    ``scheduler``: ``none`` (constant), ``exponential`` (lr · gamma^step, per step) or ``cosine`` (from lr
+    down to lr · ``min_lr_ratio`` over ``schedule.max_steps``); each after a linear warmup over the first
+    ``warmup_steps`` (lr · (step + 1) / warmup_steps). Applied to the generator and the discriminators;
+    the closed form is `funcodec_lite.train.engine_config.EngineConfig.lr_factor`.
     ``grad_clip``: max global gradient norm (≤ 0 disables clipping). The tiny codecs' generator
     norms are 8-40, so FunCodec's 1.0 clipped every step (a smaller effective step size, not a guard
     against spikes); the default 100 only catches spikes (DAC clips at 1000).
@@ -29,18 +33,23 @@ class OptimConfig:
     grad_clip: float = 100.0
     scheduler: str = "none"
     gamma: float = 0.999996
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
-        if self.scheduler not in ("none", "exponential"):
-            raise ConfigError(f"optim.scheduler must be none or exponential, got {self.scheduler!r}")
+        if self.scheduler not in ("none", "exponential", "cosine"):
+            raise ConfigError(f"optim.scheduler must be none, exponential or cosine, got {self.scheduler!r}")
+        if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"need optim.warmup_steps >= 0 (got {self.warmup_steps}) and "
+                              f"optim.min_lr_ratio in [0, 1] (got {self.min_lr_ratio})")
 
 
 @dataclass
 class LoaderConfig:
     """Batches: crop length, batch size, workers, validation utterances, augmentation.
 
-    ``gain_db`` and ``dither``: see `funcodec_lite.data.DataConfig` (training crops only).
+    ``gain_db``, ``dither`` and ``augment``: see `funcodec_lite.data.DataConfig` (training crops only).
     """
 
     segment_seconds: float = 1.0
@@ -50,6 +59,7 @@ class LoaderConfig:
     valid_utterances: int = 8
     gain_db: list[float] | None = None
     dither: float = 0.0
+    augment: AugmentConfig | None = None
 
 
 @dataclass

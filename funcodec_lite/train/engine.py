@@ -172,7 +172,8 @@ class Engine:
         return norm
 
     def lr_factor(self) -> float:
-        return self.config.lr_decay ** (self.step // self.config.lr_decay_every)
+        """The current step's learning rate relative to the initial one (`EngineConfig.lr_factor`)."""
+        return self.config.lr_factor(self.step)
 
     # --------------------------------------------------------------------------------------------
     def batches(self) -> Iterator[Any]:

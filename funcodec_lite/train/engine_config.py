@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from funcodec_lite.utils.config import ConfigError, build_dataclass
 
 PRECISIONS = ("no", "bf16", "fp16")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclass
@@ -21,7 +23,12 @@ class EngineConfig:
         num_workers: DataLoader worker processes.
         mixed_precision: ``no``, ``bf16`` (autocast) or ``fp16`` (autocast + one GradScaler per optimizer).
         grad_clip: global gradient-norm limit per optimizer (<= 0: no clipping; the norm is still logged).
-        lr_decay, lr_decay_every: the learning rate is ``lr * lr_decay ** (step // lr_decay_every)``.
+        lr_schedule: ``step`` or ``cosine``; the rate of step s (0-based) is ``lr * lr_factor(s)``, with a
+            linear warmup over the first ``warmup_steps`` ((s + 1) / warmup_steps), then for ``step``
+            ``lr_decay ** ((s - warmup_steps) // lr_decay_every)``, for ``cosine``
+            ``m + (1 - m) * (1 + cos(pi * min(1, (s - warmup_steps) / (max_steps - warmup_steps)))) / 2``
+            with m = ``min_lr_ratio``.
+        lr_decay, lr_decay_every, warmup_steps, min_lr_ratio: see ``lr_schedule``.
         log_every: steps between log lines (means over the interval).
         valid_every: steps between validations (0: never).
         checkpoint_every: steps between checkpoints (0: only at the end).
@@ -42,8 +49,11 @@ class EngineConfig:
     num_workers: int = 0
     mixed_precision: str = "no"
     grad_clip: float = 0.0
+    lr_schedule: str = "step"
     lr_decay: float = 1.0
     lr_decay_every: int = 1
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
     log_every: int = 50
     valid_every: int = 0
     checkpoint_every: int = 1000
@@ -64,6 +74,20 @@ class EngineConfig:
             raise ConfigError("need keep_last >= 1 and non-negative checkpoint_every / valid_every")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError("need warmup_steps >= 0 and min_lr_ratio in [0, 1]")
+
+    def lr_factor(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based) relative to the initial one (see ``lr_schedule``)."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        done = step - self.warmup_steps
+        if self.lr_schedule == "cosine":
+            progress = min(1.0, done / max(1, self.max_steps - self.warmup_steps))
+            return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return self.lr_decay ** (done // self.lr_decay_every)
 
     @classmethod
     def from_dict(cls, data: dict) -> EngineConfig:
@@ -111,4 +135,4 @@ class LoopConfig:
             "max_minutes": self.max_minutes, "best_metric": self.best_metric, **overrides})
 
 
-__all__ = ["PRECISIONS", "EngineConfig", "LoopConfig"]
+__all__ = ["LR_SCHEDULES", "PRECISIONS", "EngineConfig", "LoopConfig"]

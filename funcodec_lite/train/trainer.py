@@ -26,10 +26,12 @@ def engine_config(config: TrainConfig, init_from: str | Path | None = None) -> E
     return EngineConfig(
         max_steps=schedule.max_steps, batch_size=config.data.batch_size, seed=schedule.seed,
         num_workers=config.data.num_workers, mixed_precision=schedule.mixed_precision,
-        grad_clip=optim.grad_clip, lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0,
-        lr_decay_every=1, log_every=schedule.log_every, valid_every=schedule.valid_every,
-        checkpoint_every=schedule.checkpoint_every, keep_last=schedule.keep_last,
-        max_minutes=schedule.max_minutes, valid_at_start=init_from is not None, ema_decay=schedule.ema_decay)
+        grad_clip=optim.grad_clip, lr_schedule="cosine" if optim.scheduler == "cosine" else "step",
+        lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0, lr_decay_every=1,
+        warmup_steps=optim.warmup_steps, min_lr_ratio=optim.min_lr_ratio, log_every=schedule.log_every,
+        valid_every=schedule.valid_every, checkpoint_every=schedule.checkpoint_every,
+        keep_last=schedule.keep_last, max_minutes=schedule.max_minutes, valid_at_start=init_from is not None,
+        ema_decay=schedule.ema_decay)
 
 
 class CodecGANTask(TrainTask):
@@ -53,7 +55,8 @@ class CodecGANTask(TrainTask):
         data_config = DataConfig(sample_rate=codec_config.sample_rate, channels=codec_config.channels,
                                  segment_seconds=config.data.segment_seconds,
                                  max_seconds=config.data.valid_max_seconds, seed=config.schedule.seed,
-                                 gain_db=config.data.gain_db, dither=config.data.dither)
+                                 gain_db=config.data.gain_db, dither=config.data.dither,
+                                 augment=config.data.augment)
         self.train_set = AudioDataset(train_dir, data_config, train=True)
         self.valid_set = AudioDataset(valid_dir, data_config, train=False) if valid_dir else None
         self.loss = CodecLoss(codec_config.sample_rate, config.loss, gan=config.gan)
