@@ -111,7 +111,7 @@ def test_embeddings_start_from_the_codecs_codebooks(setup, tmp_path):
     (tmp_path / "lm.yaml").write_text(yaml.safe_dump(config))
     assert main(["lm", "train", "--config", str(tmp_path / "lm.yaml"), "--tokens", str(root / "tokens"),
                  "--codec", str(codec_dir), "--exp-dir", str(tmp_path / "exp")]) == 0
-    from funcodec_lite.utils.weights import load_model_dir
+    from funcodec_lite import load_model_dir
 
     model = load_model_dir(tmp_path / "exp" / "model", "codec_lm")
     codec = load_model(codec_dir)

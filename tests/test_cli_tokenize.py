@@ -109,7 +109,7 @@ def test_bad_scp_fails_cleanly(tmp_path, capsys, corpus):
     scp.write_text("a x.wav\na y.wav\nb\n")
     assert main(["tokenize", "--scp", str(scp), "--out-dir", str(tmp_path / "o"), "--model", str(model)]) == 2
     err = capsys.readouterr()[1]
-    assert err.count("\n") == 1 and "duplicate id 'a'" in err and "line 3" in err
+    assert err.count("\n") == 1 and "duplicate id 'a'" in err and "wav.scp:3" in err
 
 
 def _free_port() -> int:

@@ -17,6 +17,8 @@ from funcodec_lite.data import (
     Utterance,
     collate_audio,
     read_data_dir,
+    read_scp,
+    read_table,
     validate_data_dir,
     write_data_dir,
 )
@@ -74,6 +76,26 @@ def test_pipes_archives_and_malformed_lines_are_refused_with_line_numbers(tmp_pa
     assert problems[3] == "wav.scp:5: empty line"
     assert problems[4] == "wav.scp:7: duplicate id 'a' (first on line 1)"
     assert str(tmp_path) in str(info.value)
+
+
+def test_scp_lists_and_one_value_tables_follow_the_data_dir_rules(tmp_path):
+    (tmp_path / "tokens.scp").write_text("b rel/b.npz\na /abs/a.npz\n")  # unsorted: allowed, returned sorted
+    pairs = read_scp(tmp_path / "tokens.scp", root=tmp_path)
+    assert pairs == [("a", "/abs/a.npz"), ("b", str(tmp_path / "rel/b.npz"))]
+    (tmp_path / "bad.scp").write_text("a /a.wav\na /b.wav\nc\nd cat x |\n")
+    with pytest.raises(DataDirError) as info:
+        read_scp(tmp_path / "bad.scp")
+    assert [p.split(":")[1] for p in info.value.problems] == ["2", "3", "4"]
+    with pytest.raises(DataDirError, match="no such file"):
+        read_scp(tmp_path / "missing.scp")
+    (tmp_path / "utt2class").write_text("u2 dog\nu1 rain\n")
+    assert read_table(tmp_path / "utt2class") == {"u2": "dog", "u1": "rain"}
+    (tmp_path / "utt2class").write_text("u2 dog\nu1 rain storm\nu3\nu2 cat\n")
+    with pytest.raises(DataDirError) as info:
+        read_table(tmp_path / "utt2class")
+    assert info.value.problems == ["utt2class:2: expected 'utt-id value', got u1 'rain storm'",
+                                   "utt2class:3: expected 'utt-id value', got u3 ''",
+                                   "utt2class:4: duplicate id 'u2' (first on line 1)"]
 
 
 def test_validate_reports_order_coverage_and_missing_files(tmp_path):

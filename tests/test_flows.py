@@ -13,8 +13,9 @@ from torch import nn
 from torch.autograd.functional import jacobian
 from torch.nn.parallel import DistributedDataParallel
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, read_provenance
+from funcodec_lite.utils.weights import read_provenance
 from funcodec_lite.vocoders.flow_layers import (
     ActNorm,
     AffineCoupling,

@@ -6,11 +6,12 @@ import pytest
 import torch
 from tiny_models import learns_and_continues_counting
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.lm.codec_lm import LMBatch
 from funcodec_lite.lm.generate import SamplingConfig
 from funcodec_lite.lm.multiscale import MultiScaleConfig, MultiScaleLM, generate_multiscale
 from funcodec_lite.lm.transformer import TransformerConfig
-from funcodec_lite.utils.weights import load_model_dir, save_model_dir
+from funcodec_lite.utils.weights import save_model_dir
 
 GLOBAL = TransformerConfig(dim=32, n_layers=2, n_heads=2)
 LOCAL = TransformerConfig(dim=16, n_layers=1, n_heads=2)

@@ -7,6 +7,7 @@ import torch
 import yaml
 from tiny_models import tiny_config
 
+from funcodec_lite import MODEL_KINDS, load_model_dir
 from funcodec_lite.cli import main
 from funcodec_lite.codec.loading import default_model_dir
 from funcodec_lite.codec.model import Codec
@@ -19,9 +20,7 @@ from funcodec_lite.lm.multiscale import MultiScaleConfig, MultiScaleLM
 from funcodec_lite.lm.nar import NARCodecLM, NARConfig
 from funcodec_lite.lm.transformer import TransformerConfig
 from funcodec_lite.utils.weights import (
-    KINDS,
     ModelDirError,
-    load_model_dir,
     read_model_config,
     read_provenance,
     save_model_dir,
@@ -79,7 +78,7 @@ def test_every_kind_round_trips_through_the_one_loader(tmp_path):
     # the vocoder kinds and the Foley generator round-trip in their own tests (test_wavenet, test_student,
     # test_flows, test_foley_generator, test_foley_stages: every vocoder kind through the recipe)
     elsewhere = {"wavenet", "student", "waveglow", "flowavenet", "griffinlim", "foley_generator"}
-    assert set(models) | elsewhere == set(KINDS)
+    assert set(models) | elsewhere == set(MODEL_KINDS)
     for kind, (model, inputs) in models.items():
         directory = tmp_path / kind
         save_model_dir(directory, model, {"steps": 7, "data": "somewhere"})

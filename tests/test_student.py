@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, save_model_dir
+from funcodec_lite.utils.weights import save_model_dir
 from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig, train_likelihood_vocoder
 from funcodec_lite.vocoders.student import (
     PRESETS,

@@ -8,22 +8,20 @@ import math
 import pytest
 import torch
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, read_provenance
+from funcodec_lite.utils.weights import read_provenance
 from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig, train_likelihood_vocoder
-from funcodec_lite.vocoders.wavenet import (
-    PRESETS,
-    WaveNetConfig,
-    WaveNetVocoder,
+from funcodec_lite.vocoders.wavenet import PRESETS, WaveNetConfig, WaveNetVocoder, wavenet_tiny
+from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
+from funcodec_lite.vocoders.wavenet_outputs import (
     discretized_logistic_log_prob,
     gaussian_log_prob,
     mol_log_density,
     mol_log_prob,
     mulaw_decode,
     mulaw_encode,
-    wavenet_tiny,
 )
-from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
 from funcodec_lite.vocoders.wavenet_sampling import incremental_sample, naive_sample
 
 

@@ -10,6 +10,7 @@ from funcodec_lite.cli.common import (
     UsageError,
     add_chunk_args,
     add_model_args,
+    check_n_q,
     chunk_config,
     collect_jobs,
     load_from_args,
@@ -29,8 +30,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             raise UsageError(f"{job.dest}: token files end in .npz")
     codec = load_from_args(args)
     n_q = codec.n_q_for_bandwidth(args.bandwidth) if args.bandwidth is not None else args.n_q
-    if n_q is not None and not 1 <= n_q <= codec.n_q:
-        raise UsageError(f"--n-q must be in 1..{codec.n_q}, got {n_q}")
+    check_n_q(n_q, codec)
     chunk = chunk_config(args)
 
     def work(job: Job) -> str:

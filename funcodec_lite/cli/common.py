@@ -59,6 +59,13 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
+def check_n_q(n_q: int | None, codec: Codec) -> None:
+    """``--n-q`` (or the codebooks of ``--bandwidth``) checked against the model: the command line's one
+    check, before any file is read; below it only the quantizer checks (`ResidualVectorQuantizer.encode`)."""
+    if n_q is not None and not 1 <= n_q <= codec.n_q:
+        raise UsageError(f"--n-q must be in 1..{codec.n_q}, got {n_q}")
+
+
 def load_from_args(args: argparse.Namespace) -> Codec:
     """Loads ``--model`` (default model when omitted) on ``--device`` in ``--dtype``."""
     return load_model(args.model, pick_device(args.device), getattr(args, "dtype", "float32"))
@@ -83,7 +90,7 @@ def collect_jobs(src: str | None, dest: str | None, scp: str | None, out_dir: st
     Returns:
         (jobs, single): ``single`` when one file was named (errors end the command at once).
     """
-    from funcodec_lite.jobs.tokenize import read_scp
+    from funcodec_lite.data.kaldi import read_scp
 
     if scp is not None:
         if src is not None or dest is not None or out_dir is None:

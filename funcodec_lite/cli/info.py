@@ -7,11 +7,12 @@ import json
 import math
 from pathlib import Path
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, resolve_model_dir
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.utils.profile import count_parameters
-from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
+from funcodec_lite.utils.weights import read_model_config, read_provenance
 
 
 def token_info(path: str | Path) -> dict:

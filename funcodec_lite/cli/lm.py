@@ -51,9 +51,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _token_data(args: argparse.Namespace, n_q: int) -> tuple[list, list, dict, dict, dict]:
     """Examples from token directories (with class labels when ``--labels`` is given)."""
-    from funcodec_lite.lm.data import read_labels, token_examples
+    from funcodec_lite.data.kaldi import read_table
+    from funcodec_lite.lm.data import token_examples
 
-    labels = read_labels(args.labels) if args.labels else None
+    labels = read_table(args.labels) if args.labels else None
     train, info, class_names = token_examples(args.tokens, n_q, labels)
     valid = []
     if args.valid_tokens:
@@ -96,7 +97,8 @@ def _first_codebooks(example, n_q: int):
 
 
 def _load_lm(directory: str) -> tuple[torch.nn.Module, dict]:
-    from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
+    from funcodec_lite import load_model_dir
+    from funcodec_lite.utils.weights import read_model_config, read_provenance
 
     kind, _ = read_model_config(directory)
     if kind not in ("codec_lm", "multiscale_lm", "masked_lm"):
@@ -160,7 +162,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          "try another --seed or a higher --temperature")
     codes = out.codes[:, :, :length].to(device)
     if args.nar and model.model_kind != "masked_lm":  # VALL-E: codebooks 1..K-1 after codebook 0
-        from funcodec_lite.utils.weights import load_model_dir
+        from funcodec_lite import load_model_dir
 
         nar = load_model_dir(args.nar, "nar_lm").to(device)
         codes = nar.continue_prompt(codes[:, 0], full_prompt, labels, phonemes, lengths)[:, : codec.n_q]
@@ -176,10 +178,10 @@ def _generate_masked(model, args: argparse.Namespace, frames: int, frame_rate: f
                      prompt: torch.Tensor | None, labels: torch.Tensor | None, generator: torch.Generator):
     """A masked model's generation: ``frames`` frames after the prompt (if any), all masked, by MaskGIT
     in windows of ``--window-seconds`` (``--nar`` is its coarse-to-fine model)."""
+    from funcodec_lite import load_model_dir
     from funcodec_lite.lm.generate import Generation
     from funcodec_lite.lm.maskgit import MaskGITConfig
     from funcodec_lite.lm.vamp import VampConfig, vamp
-    from funcodec_lite.utils.weights import load_model_dir
 
     if model.config.n_conditioning:
         raise UsageError(f"{args.model}: a coarse-to-fine model; give the coarse model as --model and this "

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from funcodec_lite.cli.common import UsageError, add_chunk_args, add_model_args, chunk_config, load_from_args
+from funcodec_lite.cli.common import (
+    UsageError,
+    add_chunk_args,
+    add_model_args,
+    check_n_q,
+    chunk_config,
+    load_from_args,
+)
 from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 
 
@@ -16,8 +23,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         raise UsageError(f"--num-workers must be >= 0, got {args.num_workers}")
     shard = Shard.parse(args.shard) if args.shard else Shard.from_env()
     codec = load_from_args(args)
-    if args.n_q is not None and not 1 <= args.n_q <= codec.n_q:
-        raise UsageError(f"--n-q must be in 1..{codec.n_q}, got {args.n_q}")
+    check_n_q(args.n_q, codec)
     summary = tokenize_scp(codec, args.scp, args.out_dir, n_q=args.n_q, num_workers=args.num_workers,
                            shard=shard, chunk=chunk_config(args), progress=None if not args.quiet else False)
     redone = f", {summary.redone} redone (token files of another model)" if summary.redone else ""

@@ -20,8 +20,9 @@ from funcodec_lite.cli.common import UsageError, pick_device
 def load_masked_models(model_dir: str, c2f_dir: str | None, codec_dir: str | None,
                        device: torch.device) -> tuple:
     """(coarse, c2f or None, codec, provenance) with one-line errors for models that do not fit together."""
+    from funcodec_lite import load_model_dir
     from funcodec_lite.codec.loading import load_model, model_id
-    from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
+    from funcodec_lite.utils.weights import read_model_config, read_provenance
 
     kind, config = read_model_config(model_dir)
     if kind != "masked_lm":

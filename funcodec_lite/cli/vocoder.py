@@ -24,8 +24,8 @@ def _front_end(sample_rate: int):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a vocoder of any kind on the utterances of a Kaldi data directory."""
+    from funcodec_lite import load_model_dir
     from funcodec_lite.utils.config import load_yaml
-    from funcodec_lite.utils.weights import load_model_dir
     from funcodec_lite.vocoders.data import load_vocoder_data
     from funcodec_lite.vocoders.training import loop_config, train_any_vocoder, vocoder_config
 

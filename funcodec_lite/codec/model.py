@@ -19,7 +19,7 @@ from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
 from funcodec_lite.utils.config import ConfigError
-from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_dir, save_model_dir
+from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_as, save_model_dir
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "Codec", "CodecOutput"]
 
@@ -139,9 +139,7 @@ class Codec(nn.Module):
             raise ValueError("give n_q or bandwidth, not both")
         if bandwidth is not None:
             return self.n_q_for_bandwidth(bandwidth)
-        if n_q is not None and not 1 <= n_q <= self.n_q:
-            raise ValueError(f"n_q must be in 1..{self.n_q}, got {n_q}")
-        return n_q
+        return n_q  # its range is the quantizer's to check (`ResidualVectorQuantizer.encode`)
 
     def _check_wav(self, wav: torch.Tensor) -> None:
         if wav.dim() != 3 or wav.shape[1] != self.channels:
@@ -265,7 +263,7 @@ class Codec(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
         """Loads a model directory of kind ``codec`` (eval mode)."""
-        return load_model_dir(directory, cls.model_kind, map_location)
+        return load_model_as(directory, cls, map_location)
 
 
 def _weight_dtype(module: nn.Module) -> torch.dtype:

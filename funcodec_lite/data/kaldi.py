@@ -1,4 +1,5 @@
-"""Kaldi-style data directories: reading, writing and validating wav.scp, segments, utt2spk and text."""
+"""Kaldi-style tables and data directories: reading, writing and validating wav.scp, segments, utt2spk, text
+and one-value tables such as utt2class; the package's one reader of Kaldi tables."""
 
 from __future__ import annotations
 
@@ -270,6 +271,62 @@ def validate_data_dir(
                 problems.append(f"wav.scp:{line}: audio file {utt.path!r} does not exist")
             seen.add(key)
     return problems
+
+
+def _read_file(path: Path, report: _Report) -> list[_Entry]:
+    """The entries of one table file on its own (not in a data directory)."""
+    entries = _read_table(path.parent, path.name, report)
+    if entries is None:
+        raise DataDirError(path, ["no such file" if not path.exists() else "not a file"])
+    return entries
+
+
+def read_scp(path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """Reads one ``utt-id path`` list (a wav.scp or token scp on its own) by the rules of `read_data_dir`.
+
+    Args:
+        path: the list.
+        root: directory that relative paths are relative to (default: the current directory).
+
+    Returns:
+        list[tuple[str, str]]: (utt-id, absolute path) pairs sorted by id (the file need not be sorted).
+
+    Raises:
+        DataDirError: a missing file, empty lines, lines without a path, duplicate ids, pipe commands,
+            archive offsets, or no entries.
+    """
+    path, report = Path(path), _Report()
+    entries = _read_file(path, report)
+    base = Path(root).absolute() if root is not None else Path.cwd()
+    pairs = {}
+    for entry in entries:
+        audio = _audio_path(entry.value, base, path.name, entry.line, report)
+        if audio is not None:
+            pairs[entry.key] = audio
+    if report.errors:
+        raise DataDirError(path, report.errors)
+    if not pairs:
+        raise DataDirError(path, ["no entries"])
+    return sorted(pairs.items())
+
+
+def read_table(path: str | os.PathLike) -> dict[str, str]:
+    """Reads a table of one value per id (``utt2class``, ``utt2spk``): ``utt-id value`` lines.
+
+    Returns:
+        dict[str, str]: {utt-id: value} in file order.
+
+    Raises:
+        DataDirError: a missing file, empty lines, lines without exactly one value, or duplicate ids.
+    """
+    path, report = Path(path), _Report()
+    entries = _read_file(path, report)
+    for entry in entries:
+        if len(entry.value.split()) != 1:
+            report.error(path.name, entry.line, f"expected 'utt-id value', got {entry.key} {entry.value!r}")
+    if report.errors:
+        raise DataDirError(path, report.errors)
+    return {entry.key: entry.value for entry in entries}
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:

@@ -114,9 +114,7 @@ class ChunkedEncoder:
     def __init__(self, codec: Codec, n_q: int | None = None, config: ChunkConfig | None = None) -> None:
         check_codable(codec)
         self.codec = codec
-        self.n_q = n_q or codec.n_q
-        if not 1 <= self.n_q <= codec.n_q:
-            raise ValueError(f"n_q must be in 1..{codec.n_q}, got {self.n_q}")
+        self.n_q = n_q or codec.n_q  # its range is checked by the quantizer, as in `StreamingEncoder`
         self.config = config or ChunkConfig()
         self.chunk, self.context = self.config.frames(codec)
         self.spf = codec.samples_per_frame

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from funcodec_lite.audio.io import AudioError, load_audio, resample
 from funcodec_lite.codec.loading import model_id
 from funcodec_lite.codec.model import Codec
-from funcodec_lite.data.kaldi import DataDirError
+from funcodec_lite.data.kaldi import read_scp
 from funcodec_lite.inference.chunking import ChunkConfig
 from funcodec_lite.inference.filecoding import encode_resampled
 from funcodec_lite.inference.tokens import read_model_id, save_tokens
@@ -58,37 +58,6 @@ class Shard:
     @property
     def log_name(self) -> str:
         return "tokenize.log" if self.world == 1 else f"tokenize.{self.rank}-of-{self.world}.log"
-
-
-def read_scp(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """Reads ``utt-id path`` lines, sorted by id; relative paths are relative to the current directory.
-
-    Raises:
-        DataDirError: a missing file, lines without a path, duplicate ids, or pipe commands.
-    """
-    scp = Path(path)
-    if not scp.is_file():
-        raise DataDirError(scp, ["no such file" if not scp.exists() else "not a file"])
-    entries: dict[str, str] = {}
-    problems = []
-    with open(scp, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) == 1:
-                problems.append(f"line {number}: expected 'utt-id path', found only {parts[0]!r}")
-            elif parts[0] in entries:
-                problems.append(f"line {number}: duplicate id {parts[0]!r}")
-            elif parts[1].endswith("|"):
-                problems.append(f"line {number}: pipe commands are not supported ({parts[1]!r})")
-            else:
-                entries[parts[0]] = str(Path(parts[1]).expanduser().absolute())
-    if problems:
-        raise DataDirError(scp, problems)
-    if not entries:
-        raise DataDirError(scp, ["no entries"])
-    return sorted(entries.items())
 
 
 class _Loaded(NamedTuple):

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+# read_labels: the name recipes/dcase_foley/codec_path.py imports until it imports data.kaldi.read_table
+from funcodec_lite.data.kaldi import read_table as read_labels  # noqa: F401
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.lm.codec_lm import LMBatch
 from funcodec_lite.lm.sequence import TaskExample, collate_examples
@@ -37,19 +39,6 @@ class TokenInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def read_labels(path: str | os.PathLike) -> dict[str, str]:
-    """``utt-id class`` lines (Kaldi's utt2class / utt2spk shape) -> {utt: class}."""
-    labels = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2:
-            raise TokenDataError(f"{path}:{number}: expected 'utt-id class', got {line!r}")
-        labels[parts[0]] = parts[1]
-    return labels
 
 
 def token_examples(token_dir: str | os.PathLike, n_q: int, labels: dict[str, str] | None = None,

@@ -16,12 +16,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from funcodec_lite.lm.codec_lm import LMBatch
+from funcodec_lite.lm.codec_lm import CodecLM, LMBatch
+from funcodec_lite.lm.masked import MaskedLM
+from funcodec_lite.lm.multiscale import MultiScaleLM
+from funcodec_lite.lm.nar import NARCodecLM
 from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
-from funcodec_lite.utils.weights import config_from_dict, model_class, save_model_dir
+from funcodec_lite.utils.weights import config_from_dict, save_model_dir
 
-LM_KINDS = ("codec_lm", "nar_lm", "multiscale_lm", "masked_lm")
+LM_CLASSES: dict[str, type] = {cls.model_kind: cls for cls in (CodecLM, NARCodecLM, MultiScaleLM, MaskedLM)}
+LM_KINDS = tuple(LM_CLASSES)  # the model kinds this task trains
 
 
 @dataclass
@@ -64,7 +68,7 @@ class LMTrainConfig:
         clash = sorted(set(data) & set(fixed))
         if clash:
             raise ConfigError(f"model: {clash} are set by the data, not the config")
-        return config_from_dict(model_class(self.kind).config_class, {**data, **fixed})
+        return config_from_dict(LM_CLASSES[self.kind].config_class, {**data, **fixed})
 
     @classmethod
     def from_dict(cls, data: dict) -> LMTrainConfig:
@@ -169,7 +173,7 @@ class LMTask(TrainTask):
         self.provenance = provenance or {}
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
-        model = model_class(self.config.kind)(self.model_config)
+        model = LM_CLASSES[self.config.kind](self.model_config)
         if self.codebooks is not None:
             if not hasattr(model, "init_from_codebooks"):
                 raise ConfigError(f"{self.config.kind} cannot start from the codec's codebooks")

@@ -8,14 +8,19 @@ token models to come) is saved as a directory of
 - ``provenance.json`` (optional): how it was made: training steps and minutes, data, code version.
 
 A model class takes part by having ``model_kind`` (a class attribute), a dataclass ``config`` attribute
-and a constructor ``cls(config)``. Directories written before ``kind`` existed (the codec's
-``config.yaml``) read as ``kind: codec``.
+(its class: ``config_class``) and a constructor ``cls(config)``. Directories written before ``kind``
+existed (the codec's ``config.yaml``) read as ``kind: codec``.
+
+This module names no model: a kind is known once the module that defines its class has been imported
+(`model_class` looks among the imported classes that set ``model_kind`` themselves), and `load_model_as`
+loads a directory into a class its caller holds. The table of every kind's module, and the loader that
+imports them, is the package's entry point, above the models: ``funcodec_lite.load_model_dir``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -36,35 +41,8 @@ CONFIG_FILE = "config.yaml"
 PROVENANCE_FILE = "provenance.json"
 LEGACY_KIND = "codec"
 
-# kind -> (module, class); imported on first use, so building blocks never import the models
-KINDS: dict[str, tuple[str, str]] = {
-    "codec": ("funcodec_lite.codec.model", "Codec"),
-    "mel_vqvae": ("funcodec_lite.foley.vqvae", "MelVQVAE"),
-    "foley_classifier": ("funcodec_lite.foley.classifier", "FoleyClassifier"),
-    "pixelsnail": ("funcodec_lite.lm.pixelsnail", "PixelSNAIL"),
-    "multiscale_lm": ("funcodec_lite.lm.multiscale", "MultiScaleLM"),
-    "hifigan": ("funcodec_lite.vocoders.hifigan", "HiFiGANGenerator"),
-    "codec_lm": ("funcodec_lite.lm.codec_lm", "CodecLM"),
-    "nar_lm": ("funcodec_lite.lm.nar", "NARCodecLM"),
-    "masked_lm": ("funcodec_lite.lm.masked", "MaskedLM"),
-    "wavenet": ("funcodec_lite.vocoders.wavenet", "WaveNetVocoder"),
-    "student": ("funcodec_lite.vocoders.student", "StudentVocoder"),
-    "waveglow": ("funcodec_lite.vocoders.waveglow", "WaveGlow"),
-    "flowavenet": ("funcodec_lite.vocoders.flowavenet", "FloWaveNet"),
-    "griffinlim": ("funcodec_lite.vocoders.griffinlim", "GriffinLimVocoder"),
-    "foley_generator": ("funcodec_lite.foley.generator", "FoleyGenerator"),
-}
-
-
 class ModelDirError(ValueError):
     """A model directory that cannot be used: missing, incomplete, corrupt or of another kind."""
-
-
-def model_class(kind: str) -> type:
-    if kind not in KINDS:
-        raise ModelDirError(f"unknown model kind {kind!r}; known: {sorted(KINDS)}")
-    module, name = KINDS[kind]
-    return getattr(importlib.import_module(module), name)
 
 
 def config_to_dict(config: Any) -> dict:
@@ -90,14 +68,16 @@ def save_weights(path: str | os.PathLike, module: nn.Module) -> None:
 
 def code_version() -> str:
     """The package version, with the git commit when run from a checkout."""
-    from funcodec_lite import __version__
-
+    try:
+        version = importlib.metadata.version(__name__.partition(".")[0])  # the distribution: this package
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        version = "unknown"
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
+    return f"{version}+{commit}" if commit else version
 
 
 def save_model_dir(directory: str | os.PathLike, model: nn.Module, provenance: dict | None = None) -> None:
@@ -110,8 +90,8 @@ def save_model_dir(directory: str | os.PathLike, model: nn.Module, provenance: d
     """
     directory = Path(directory)
     kind = getattr(type(model), "model_kind", None)
-    if kind not in KINDS:
-        raise ModelDirError(f"{type(model).__name__} has no registered model_kind")
+    if not isinstance(kind, str) or not kind:
+        raise ModelDirError(f"{type(model).__name__} has no model_kind")
     save_weights(directory / WEIGHTS_FILE, model)
     with atomic_path(directory / CONFIG_FILE) as tmp:
         tmp.write_text(yaml.safe_dump({"kind": kind, **config_to_dict(model.config)}, sort_keys=False))
@@ -149,13 +129,13 @@ def read_provenance(directory: str | os.PathLike) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def load_model_dir(directory: str | os.PathLike, kind: str | None = None,
-                   map_location: str | torch.device = "cpu") -> nn.Module:
-    """The model saved in ``directory``, in eval mode, weights loaded strictly.
+def load_model_as(directory: str | os.PathLike, cls: type,
+               map_location: str | torch.device = "cpu") -> nn.Module:
+    """The ``cls`` model saved in ``directory``, in eval mode, weights loaded strictly.
 
     Args:
-        directory: a model directory.
-        kind: the kind expected (None: whatever it holds).
+        directory: a model directory of ``cls.model_kind``.
+        cls: the model class (``model_kind``, ``config_class``, ``cls(config)``).
         map_location: the device of the weights.
 
     Raises:
@@ -164,9 +144,8 @@ def load_model_dir(directory: str | os.PathLike, kind: str | None = None,
     """
     directory = Path(directory)
     found, data = read_model_config(directory)
-    if kind is not None and found != kind:
-        raise ModelDirError(f"{directory}: a {found} model directory, not a {kind}")
-    cls = model_class(found)
+    if found != cls.model_kind:
+        raise ModelDirError(f"{directory}: a {found} model directory, not a {cls.model_kind}")
     try:
         config = config_from_dict(cls.config_class, data)
         model = cls(config)
@@ -185,6 +164,50 @@ def load_model_dir(directory: str | os.PathLike, kind: str | None = None,
         detail = _first_line(error)
         raise ModelDirError(f"{directory}: weights do not fit {CONFIG_FILE} ({detail})") from error
     return model.to(map_location).eval()
+
+
+def model_classes() -> dict[str, type]:
+    """Kind -> class of every model class imported so far (each class that sets ``model_kind`` itself)."""
+    found: dict[str, type] = {}
+    queue = [nn.Module]
+    while queue:
+        cls = queue.pop(0)
+        queue.extend(cls.__subclasses__())
+        kind = cls.__dict__.get("model_kind")
+        if isinstance(kind, str):
+            found.setdefault(kind, cls)
+    return found
+
+
+def model_class(kind: str) -> type:
+    """The model class of a kind, among the imported ones (``funcodec_lite.model_class`` imports any kind).
+
+    Raises:
+        ModelDirError: no imported class has this kind (the message lists the imported kinds).
+    """
+    classes = model_classes()
+    if kind not in classes:
+        raise ModelDirError(f"unknown model kind {kind!r} (not imported); imported: {sorted(classes)}; "
+                            "funcodec_lite.load_model_dir imports every kind")
+    return classes[kind]
+
+
+def load_model_dir(directory: str | os.PathLike, kind: str | None = None,
+                   map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model saved in ``directory``, of an imported kind (see `model_class`), in eval mode.
+
+    Args:
+        directory: a model directory.
+        kind: the kind expected (None: whatever it holds).
+        map_location: the device of the weights.
+
+    Raises:
+        ModelDirError: as `load_model_as`, or a kind that is not imported.
+    """
+    found, _ = read_model_config(directory)
+    if kind is not None and found != kind:
+        raise ModelDirError(f"{directory}: a {found} model directory, not a {kind}")
+    return load_model_as(directory, model_class(found), map_location)
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from funcodec_lite.train.engine import Engine, EngineConfig, LoopConfig, TrainTask
-from funcodec_lite.utils.weights import load_model_dir
+from funcodec_lite.utils.weights import load_model_as
 from funcodec_lite.vocoders.hifigan import HiFiGANConfig, HiFiGANGenerator
 from funcodec_lite.vocoders.hifigan_loss import (
     HiFiGANLossConfig,
@@ -132,6 +132,6 @@ def train_vocoder(config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor,
 
 def load_vocoder(directory: str | Path, map_location: str | torch.device = "cpu") -> HiFiGANGenerator:
     """A HiFi-GAN model directory's generator, weight norm folded, in eval mode."""
-    model = load_model_dir(directory, HiFiGANGenerator.model_kind, map_location)
+    model = load_model_as(directory, HiFiGANGenerator, map_location)
     model.remove_weight_norm()
     return model.eval()

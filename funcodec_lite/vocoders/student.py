@@ -31,8 +31,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from funcodec_lite.losses.reconstruction import MultiScaleSpectralLoss
-from funcodec_lite.vocoders.wavenet import WaveNetVocoder, mol_log_density, split_gaussian
+from funcodec_lite.vocoders.wavenet import WaveNetVocoder
 from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
+from funcodec_lite.vocoders.wavenet_outputs import mol_log_density, split_gaussian
 
 DISTRIBUTIONS = ("gaussian", "logistic")
 TEACHER_OUTPUT = {"gaussian": "gaussian", "logistic": "mol"}  # the teacher each student distils from
@@ -305,9 +306,9 @@ def build_student(config: StudentConfig, teacher: WaveNetVocoder | str | Path) -
     For `train_likelihood_vocoder`: ``build_model=lambda: build_student(config, teacher_dir)``.
     """
     if not isinstance(teacher, nn.Module):
-        from funcodec_lite.utils.weights import load_model_dir
+        from funcodec_lite.utils.weights import load_model_as
 
-        teacher = load_model_dir(teacher, kind="wavenet")
+        teacher = load_model_as(teacher, WaveNetVocoder)
     student = StudentVocoder(config)
     student.attach_teacher(teacher)
     return student

@@ -17,10 +17,9 @@ import torch
 from torch import nn
 
 from funcodec_lite.utils.config import ConfigError, build_dataclass
-from funcodec_lite.utils.weights import model_class, save_model_dir
-from funcodec_lite.vocoders import VOCODER_KINDS
+from funcodec_lite.utils.weights import save_model_dir
+from funcodec_lite.vocoders import VOCODER_KINDS, VOCODERS
 
-_MODULES = {kind: f"funcodec_lite.vocoders.{kind}" for kind in VOCODER_KINDS}
 LIKELIHOOD_KINDS = ("wavenet", "waveglow", "flowavenet", "student")
 
 
@@ -29,15 +28,22 @@ def _check_kind(kind: str) -> None:
         raise ConfigError(f"vocoder_kind must be one of {list(VOCODER_KINDS)}, got {kind!r}")
 
 
+def vocoder_class(kind: str) -> type:
+    """The model class of a vocoder kind (its module imported now)."""
+    _check_kind(kind)
+    module, name = VOCODERS[kind]
+    return getattr(importlib.import_module(module), name)
+
+
 def vocoder_presets(kind: str) -> dict[str, Any]:
     """Preset name -> a function returning that config, for a vocoder kind."""
     _check_kind(kind)
-    return importlib.import_module(_MODULES[kind]).PRESETS
+    return importlib.import_module(VOCODERS[kind][0]).PRESETS
 
 
 def vocoder_config(kind: str, spec: str | dict) -> Any:
     """The config of a vocoder ``kind`` from a preset name or a dict of config fields."""
-    config_class = model_class(kind).config_class
+    config_class = vocoder_class(kind).config_class
     if isinstance(spec, str):
         presets = vocoder_presets(kind)
         if spec not in presets:
@@ -70,7 +76,7 @@ def loop_settings(loop: Any) -> dict:
 
 def build_vocoder(kind: str, config: Any) -> nn.Module:
     """An untrained vocoder of ``kind``."""
-    return model_class(kind)(config)
+    return vocoder_class(kind)(config)
 
 
 def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Tensor, loop: Any,
@@ -119,12 +125,12 @@ def load_any_vocoder(directory: str | Path, for_inference: bool = False) -> nn.M
     Raises:
         ValueError: the directory holds another kind of model (the message lists the vocoder kinds).
     """
-    from funcodec_lite.utils.weights import load_model_dir, read_model_config
+    from funcodec_lite.utils.weights import load_model_as, read_model_config
 
     kind, _ = read_model_config(directory)
     if kind not in VOCODER_KINDS:
         raise ValueError(f"{directory}: a {kind} model directory, not a vocoder ({', '.join(VOCODER_KINDS)})")
-    model = load_model_dir(directory, kind).eval()
+    model = load_model_as(directory, vocoder_class(kind)).eval()
     if for_inference and hasattr(model, "remove_weight_norm"):
         model.remove_weight_norm()
     return model

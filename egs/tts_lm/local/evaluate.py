@@ -8,13 +8,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.audio.io import load_audio
 from funcodec_lite.lm.data import heldout_batches
 from funcodec_lite.lm.examples import ExampleSet
 from funcodec_lite.lm.training import heldout_nll
 from funcodec_lite.lm.tts import compare_to_references, unigram_nll
 from funcodec_lite.metrics import save_spectrogram_png
-from funcodec_lite.utils.weights import ModelDirError, load_model_dir
+from funcodec_lite.utils.weights import ModelDirError
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--ar", required=True, type=Path)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from funcodec_lite import Tokenizer
+from funcodec_lite import Tokenizer, load_model_dir
 from funcodec_lite.audio.io import save_audio
 from funcodec_lite.lm.examples import ExampleSet
 from funcodec_lite.lm.generate import SamplingConfig
 from funcodec_lite.lm.tts import synthesize
-from funcodec_lite.utils.weights import ModelDirError, load_model_dir
+from funcodec_lite.utils.weights import ModelDirError
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--ar", required=True, type=Path, help="AR model directory (codebook 0)")
