@@ -15,7 +15,8 @@ With one thread per run, training minutes are CPU-minutes. Runs resume: rerunnin
 Usage (from the repository root):
     python tools/bench/bench_convergence.py --train DATA/train --valid DATA/dev --out exp/convergence \\
         --minutes 20 --variants tiny_freq,tiny_time,tiny_time_scaled,tiny_time_istft [--jobs 2]
-        [--set schedule.disc_start_step=1500 ...] [--plot-only]
+        [--set schedule.disc_start_step=1500 ...] [--plot-only] [--table-n-q 1,2,4,8]
+    or, with overrides that hold commas, one ``--variant SPEC`` per variant.
 A variant may carry its own overrides: ``name:key=value;key=value`` (its label is ``name`` unless one
 of them is ``label=...``).
 """
@@ -165,6 +166,10 @@ def main() -> None:
     parser.add_argument("--valid", type=Path, required=True, help="Kaldi data dir of held-out speakers")
     parser.add_argument("--out", type=Path, default=Path("exp/convergence"))
     parser.add_argument("--variants", default="tiny_freq,tiny_time,tiny_time_scaled,tiny_time_istft")
+    parser.add_argument("--variant", action="append", default=[], metavar="SPEC",
+                        help="one more variant, `name:key=value;key=value` (values may hold commas); "
+                             "with --variant only these run, --variants is ignored")
+    parser.add_argument("--table-n-q", default="1,2,4,8", help="codebook counts of the summary table")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget per variant")
     parser.add_argument("--valid-every", type=int, default=250)
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
@@ -173,12 +178,13 @@ def main() -> None:
                         help="config override for every variant")
     parser.add_argument("--plot-only", action="store_true", help="redraw from the runs already in --out")
     args = parser.parse_args()
-    variants = [Variant.parse(spec) for spec in args.variants.split(",") if spec]
+    specs = args.variant or [spec for spec in args.variants.split(",") if spec]
+    variants = [Variant.parse(spec) for spec in specs]
     if not args.plot_only:
         run_all(variants, args)
     curves = {v.label: curve(args.out / v.label) for v in variants}
     plot(curves, args.n_q, args.out / "convergence.png")
-    print(table(curves, [1, 2, 4, 8]))
+    print(table(curves, [int(n) for n in args.table_n_q.split(",")]))
     print()
     print(curve_table(curves, args.n_q))
     print(f"\nplot: {args.out / 'convergence.png'}")
