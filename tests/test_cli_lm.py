@@ -102,6 +102,17 @@ def test_bad_input_is_one_line_and_no_output(setup, tmp_path, capsys, case):
     assert not out.exists() and not (tmp_path / "exp" / "model").exists()
 
 
+@pytest.mark.parametrize("option", ["--seconds", "--window-seconds"])
+@pytest.mark.parametrize("value", ["inf", "nan", "1e9", "3600.5"])
+def test_lengths_must_be_finite_and_bounded(tmp_path, capsys, option, value):
+    """Checked before any model is read: one line, exit 2 (``inf`` was an OverflowError, 1e9 a 400 GB
+    allocation)."""
+    argv = ["lm", "generate", str(tmp_path / "out.wav"), "--model", str(tmp_path / "none"), "--seconds", "1"]
+    assert main([*argv, option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{option} must be > 0, finite and at most 3600, got {float(value):g}" in err and "\n" not in err
+
+
 def test_embeddings_start_from_the_codecs_codebooks(setup, tmp_path):
     """data.init_from_codec: the embedding rows start as the codec's code vectors (scaled; the tiny codec's
     vectors have the LM's width here, so no projection), so their pairwise geometry is the codebook's."""

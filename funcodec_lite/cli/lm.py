@@ -10,11 +10,22 @@ samples, continues an audio prompt (``--prompt``), speaks a text (``--text``, wi
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
 
 from funcodec_lite.cli.common import UsageError, pick_device
+
+# The token LMs have no fixed context (rotary positions), so lengths are bounded by a sane maximum: one hour
+# of audio (180,000 frames at 50 Hz). Without it, --seconds 1e9 tried to allocate 400 GB before failing.
+MAX_SECONDS = 3600.0
+
+
+def check_seconds(option: str, value: float) -> None:
+    """A length option: finite, > 0 and at most `MAX_SECONDS`, or one `UsageError` line (exit 2)."""
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise UsageError(f"{option} must be > 0, finite and at most {MAX_SECONDS:g}, got {value:g}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -117,8 +128,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from funcodec_lite.lm.generate import SamplingConfig, generate
     from funcodec_lite.lm.multiscale import generate_multiscale
 
-    if args.seconds <= 0:
-        raise UsageError(f"--seconds must be > 0, got {args.seconds}")
+    check_seconds("--seconds", args.seconds)
+    check_seconds("--window-seconds", args.window_seconds)
     if args.text is not None and not args.text.strip():
         raise UsageError("--text is empty")
     device = pick_device(args.device)

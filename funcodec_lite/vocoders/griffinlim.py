@@ -1,8 +1,11 @@
 """Griffin-Lim from a log-mel spectrogram: the vocoder that needs no training (the baseline of the family).
 
-The mel is inverted to a linear magnitude by non-negative least squares against the front end's own Slaney
-filters (torchaudio's `InverseMelScale`, its filter bank replaced by ours), then phases are estimated by
-torchaudio's fast Griffin-Lim (momentum 0.99, Perraudin et al. 2013).
+The mel is inverted to a linear magnitude by least squares against the front end's own Slaney filters,
+clipped at 0 (what torchaudio's `InverseMelScale` computes), then phases are estimated by fast Griffin-Lim
+(momentum 0.99, Perraudin et al. 2013). Both are written here in torch, step for step as torchaudio 2.x
+writes them (the same random numbers give the same audio: `tests/test_griffinlim.py`), so the vocoder needs
+no torchaudio; mels too short for the reflect-padded STFT (F < n_fft / (2 hop) + 1) are padded with silent
+frames and cut back, so every length F >= 1 gives F · hop samples.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torchaudio
 from torch import nn
 from torch.nn import functional as F
 
@@ -39,6 +41,48 @@ class GriffinLimConfig:
     power: float = 1.0
 
 
+class GriffinLim(nn.Module):
+    """Fast Griffin-Lim (Perraudin et al. 2013): magnitude [B, n_fft // 2 + 1, F] -> audio [B, (F - 1) · hop].
+
+    torchaudio's `functional.griffinlim` step for step: random initial phases (``torch.rand``, complex), the
+    Hann window, a centred reflect-padded STFT, ``angles - α · previous`` with α = momentum / (1 + momentum).
+    """
+
+    def __init__(self, n_fft: int, n_iter: int, win_length: int, hop_length: int, power: float,
+                 momentum: float) -> None:
+        super().__init__()
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.n_fft, self.n_iter, self.win_length, self.hop_length = n_fft, n_iter, win_length, hop_length
+        self.power, self.momentum = power, momentum
+        self.register_buffer("window", torch.hann_window(win_length))  # saved (torchaudio's buffer name)
+
+    def forward(self, specgram: torch.Tensor) -> torch.Tensor:
+        """Args:
+            specgram: [B, n_fft // 2 + 1, F] magnitude to the power ``power``.
+
+        Returns:
+            [B, (F - 1) · hop] audio.
+        """
+        stft = {"n_fft": self.n_fft, "hop_length": self.hop_length, "win_length": self.win_length,
+                "window": self.window}
+        magnitude = specgram.pow(1 / self.power)
+        complex_dtype = torch.complex128 if magnitude.dtype == torch.float64 else torch.complex64
+        angles = torch.rand(magnitude.shape, dtype=complex_dtype, device=magnitude.device)
+        previous = torch.tensor(0.0, dtype=magnitude.dtype, device=magnitude.device)
+        alpha = self.momentum / (1 + self.momentum)
+        for _ in range(self.n_iter):
+            inverse = torch.istft(magnitude * angles, **stft)
+            rebuilt = torch.stft(inverse, center=True, pad_mode="reflect", normalized=False, onesided=True,
+                                 return_complex=True, **stft)
+            angles = rebuilt
+            if alpha:
+                angles = angles - previous.mul_(alpha)
+            angles = angles.div(angles.abs().add(1e-16))
+            previous = rebuilt
+        return torch.istft(magnitude * angles, **stft)
+
+
 class GriffinLimVocoder(nn.Module):
     """Log-mel [B, num_mels, F] -> audio [B, 1, F · hop]; no parameters (its model directory holds none)."""
 
@@ -49,13 +93,17 @@ class GriffinLimVocoder(nn.Module):
         super().__init__()
         self.config = cfg = config or GriffinLimConfig()
         fmax = cfg.fmax if cfg.fmax is not None else cfg.sample_rate / 2
-        self.inverse_mel = torchaudio.transforms.InverseMelScale(
-            cfg.n_fft // 2 + 1, cfg.num_mels, cfg.sample_rate, cfg.fmin, fmax, driver="gelsd")
         fbank = slaney_mel_filters(cfg.sample_rate, cfg.n_fft, cfg.num_mels, cfg.fmin, fmax).float()
-        del self.inverse_mel.fb
-        self.inverse_mel.register_buffer("fb", fbank, persistent=False)  # [n_fft // 2 + 1, num_mels]
-        self.griffin_lim = torchaudio.transforms.GriffinLim(
-            cfg.n_fft, cfg.n_iter, cfg.win_length, cfg.hop_length, power=cfg.power, momentum=cfg.momentum)
+        self.register_buffer("fb", fbank, persistent=False)  # [n_fft // 2 + 1, num_mels]
+        self.griffin_lim = GriffinLim(cfg.n_fft, cfg.n_iter, cfg.win_length, cfg.hop_length, cfg.power,
+                                      cfg.momentum)
+        self.min_frames = cfg.n_fft // (2 * cfg.hop_length) + 1  # the STFT's reflect padding needs more
+
+    def inverse_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Linear magnitude [B, n_fft // 2 + 1, F] of a magnitude mel [B, num_mels, F]: least squares against
+        the filter bank (the ``gelsd`` driver, as torchaudio's `InverseMelScale`), negatives set to 0."""
+        solution = torch.linalg.lstsq(self.fb.transpose(0, 1)[None], mel, driver="gelsd").solution
+        return torch.relu(solution)
 
     @property
     def hop_length(self) -> int:
@@ -79,6 +127,7 @@ class GriffinLimVocoder(nn.Module):
         cfg = self.config
         frames = mel.shape[-1]
         magnitude = self.inverse_mel(mel.float().exp()).clamp_min(0.0)  # [B, n_fft // 2 + 1, F]
+        magnitude = F.pad(magnitude, (0, max(0, self.min_frames + 1 - frames)))  # silent frames, cut below
         if generator is not None:
             state = torch.get_rng_state()
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
@@ -88,7 +137,8 @@ class GriffinLimVocoder(nn.Module):
             if generator is not None:
                 torch.set_rng_state(state)
         shift = cfg.hop_length // 2
-        wav = F.pad(wav, (shift, frames * cfg.hop_length - wav.shape[-1] - shift))
+        wav = wav[..., : min(wav.shape[-1], frames * cfg.hop_length - shift)]  # past F only padding frames
+        wav = F.pad(wav, (shift, frames * cfg.hop_length - shift - wav.shape[-1]))
         return wav.clamp(-1.0, 1.0)[:, None]
 
 
