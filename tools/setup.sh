@@ -3,6 +3,8 @@
 # funcodec_lite into it in editable mode.  `--test` also installs the test extras (pytest, ruff and the
 # reference implementations the tests compare against: encodec, vector-quantize-pytorch) and the
 # Debian packages espeak-ng, festival and festvox-kdlpc16k (speech synthesis for the corpus tests).
+# `--bench` also installs the classical speech codecs (Debian codec2, opus-tools, speex, ffmpeg) that
+# tools/bench/bench_classical.py compares our models with (either option, or both).
 #
 # torchaudio is installed here rather than through setup.cfg: its wheels pin one exact torch version,
 # and the torch build this project runs on (2.13 CPU) is newer than the newest torchaudio release.  We
@@ -12,9 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
+want_bench=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
+    --bench) want_bench=1 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -63,4 +67,17 @@ else
   quiet_pip -e .
 fi
 .venv/bin/python -c "import funcodec_lite" || { log "funcodec_lite failed to import"; exit 1; }
+# --- optional: --bench -------------------------------------------------------------------------------
+# The classical speech codecs of tools/bench/bench_classical.py (Debian's codec2, opus-tools, speex; ffmpeg
+# decodes the G.722 prompts of tools/make_real_speech_set.py). Their tests skip without them.
+if [ "$want_bench" = 1 ] && command -v apt-get >/dev/null 2>&1; then
+  bench_pkgs="codec2 opus-tools speex ffmpeg"
+  if ! dpkg -s $bench_pkgs >/dev/null 2>&1; then
+    log "installing $bench_pkgs"
+    bench_get() { apt-get install -y -q --no-install-recommends $bench_pkgs >/dev/null 2>&1; }
+    { bench_get || { apt-get update -q >/dev/null 2>&1 && bench_get; }; } \
+      || log "could not install $bench_pkgs: the classical-codec benchmark and its tests will skip"
+  fi
+fi
+# --- end of --bench ------------------------------------------------------------------------------------
 log "ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
