@@ -20,10 +20,10 @@ from funcodec_lite.foley.training import PriorTask, VQVAETask
 from funcodec_lite.foley.vqvae import MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAILConfig
 from funcodec_lite.train.checkpoint import checkpoint_dirs
-from funcodec_lite.train.engine import Engine, EngineConfig, LoopConfig, TrainTask
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.vocoders.hifigan import hifigan_tiny
 from funcodec_lite.vocoders.hifigan_loss import HiFiGANLossConfig
-from funcodec_lite.vocoders.hifigan_training import HiFiGANTask, VocoderLoopConfig
+from funcodec_lite.vocoders.hifigan_training import HIFIGAN_LOOP, HiFiGANTask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +50,8 @@ def _vocoder_task() -> HiFiGANTask:
         kinds=["mpd", "msd"], mpd=MPDConfig(periods=[2, 3], channels=[4, 4, 4, 4, 4]),
         msd=MSDConfig(scales=1, channels=[4, 4, 4, 4, 4, 4, 4], groups=[1, 1, 1, 1, 1, 1, 1])))
     wavs = 0.1 * torch.randn(4, 8 * 256, generator=torch.Generator().manual_seed(2))
-    loop = VocoderLoopConfig(segment_frames=4, lr_decay=0.5)
-    return HiFiGANTask(hifigan_tiny(), _mels(4, 8, 3), wavs, loop, loss)
+    loop = LoopConfig.from_dict({"lr_decay": 0.5}, HIFIGAN_LOOP)
+    return HiFiGANTask(hifigan_tiny(), _mels(4, 8, 3), wavs, loop, loss, segment_frames=4)
 
 
 def _classifier_task() -> ClassifierTask:
@@ -64,9 +64,9 @@ TASKS = {"vqvae": _vqvae_task, "prior": _prior_task, "vocoder": _vocoder_task, "
 
 
 def _engine(kind: str, exp_dir: Path, **changes) -> Engine:
-    settings = {"max_steps": 4, "batch_size": 2, "checkpoint_every": 2, "keep_last": 2, "log_every": 1,
+    settings = {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "keep_last": 2, "log_every": 1,
                 "seed": 7, "lr_decay": 0.5, "lr_decay_every": 3, **changes}
-    return Engine(TASKS[kind](), EngineConfig(**settings), exp_dir)
+    return Engine(TASKS[kind](), LoopConfig(**settings), exp_dir)
 
 
 def _checkpoint_tensors(exp_dir: Path) -> dict[str, torch.Tensor]:
@@ -127,7 +127,7 @@ class _Quadratic(TrainTask):
 
 def test_fp16_gives_each_optimizer_its_own_scaler():
     torch.manual_seed(0)
-    engine = Engine(_Quadratic(scale_b=float("inf")), EngineConfig(max_steps=1, batch_size=8,
+    engine = Engine(_Quadratic(scale_b=float("inf")), LoopConfig(steps=1, batch_size=8,
                                                                   mixed_precision="fp16"), None)
     before = {name: [p.detach().clone() for p in m.parameters()] for name, m in engine.modules.items()}
     engine.fit()
@@ -144,7 +144,7 @@ def test_gradient_clipping_and_no_clipping():
     results = {}
     for clip in (0.0, 0.01):
         torch.manual_seed(0)
-        engine = Engine(_Quadratic(), EngineConfig(max_steps=1, batch_size=8, grad_clip=clip), None)
+        engine = Engine(_Quadratic(), LoopConfig(steps=1, batch_size=8, grad_clip=clip), None)
         w0 = engine.unwrap("a").weight.detach().clone()
         x = torch.ones(1, 4)
         grad = (w0 @ x.T) * x  # d/dw 0.5 (w x)^2
@@ -176,7 +176,7 @@ class _Skipping(TrainTask):
 
 
 def test_a_batch_unusable_on_one_rank_is_skipped_on_that_rank():
-    engine = Engine(_Skipping(), EngineConfig(max_steps=2, batch_size=2), None)
+    engine = Engine(_Skipping(), LoopConfig(steps=2, batch_size=2), None)
     batches = engine.batches()
     first, second = next(batches), next(batches)
     assert engine.skipped_batches == 1 and engine.position == 3
@@ -194,14 +194,14 @@ def test_two_process_run_of_the_prior_and_a_skipped_batch_on_one_rank(tmp_path):
 import sys, torch
 sys.path.insert(0, {str(ROOT / 'tests')!r})
 from test_engine import _Skipping, _prior_task
-from funcodec_lite.train.engine import Engine, EngineConfig
+from funcodec_lite.train.engine import Engine, LoopConfig
 from safetensors.torch import save_file
-engine = Engine(_prior_task(), EngineConfig(max_steps=3, batch_size=1, seed=7), {str(tmp_path / 'exp')!r})
+engine = Engine(_prior_task(), LoopConfig(steps=3, batch_size=1, seed=7), {str(tmp_path / 'exp')!r})
 engine.fit()
 rank = engine.accelerator.process_index
 state = {{k: v.contiguous() for k, v in engine.unwrap('model').state_dict().items()}}
 save_file(state, {str(tmp_path)!r} + f'/rank{{rank}}.safetensors')
-skipping = Engine(_Skipping(), EngineConfig(max_steps=2, batch_size=1), None)
+skipping = Engine(_Skipping(), LoopConfig(steps=2, batch_size=1), None)
 batches = skipping.batches()
 seen = [float(next(batches)[0].sum()) for _ in range(2)]
 print(f'rank {{rank}} skipped {{skipping.skipped_batches}} position {{skipping.position}}', flush=True)
@@ -241,7 +241,7 @@ class _Scripted(_Quadratic):
 
 def test_best_metric_keeps_the_best_model_across_a_resume(tmp_path):
     script = {2: 3.0, 4: 2.0, 6: 2.5, 8: 1.5, 10: 4.0}
-    config = EngineConfig(max_steps=6, batch_size=8, valid_every=2, checkpoint_every=2, best_metric="nll")
+    config = LoopConfig(steps=6, batch_size=8, valid_every=2, checkpoint_every=2, best_metric="nll")
     Engine(_Scripted(script), config, tmp_path).fit()
     assert (tmp_path / "best" / "step.txt").read_text() == "4"
     assert json.loads((tmp_path / "best" / "best.json").read_text())["nll"] == 2.0
@@ -250,6 +250,6 @@ def test_best_metric_keeps_the_best_model_across_a_resume(tmp_path):
     assert resumed.best == 1.5 and (tmp_path / "best" / "step.txt").read_text() == "8"
     Engine(_Scripted(script), config, tmp_path).fit(max_steps=2)  # a fresh run forgets the old best
     assert (tmp_path / "best" / "step.txt").read_text() == "2"
-    bad = EngineConfig(max_steps=2, batch_size=8, valid_every=2, best_metric="wer")
+    bad = LoopConfig(steps=2, batch_size=8, valid_every=2, best_metric="wer")
     with pytest.raises(ValueError, match="best_metric 'wer'"):
         Engine(_Scripted(script), bad, tmp_path / "other").fit()

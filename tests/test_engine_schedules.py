@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from funcodec_lite.train.checkpoint import checkpoint_dirs
-from funcodec_lite.train.engine import Engine, EngineConfig, TrainTask
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 
 
 class _Linear(TrainTask):
@@ -37,8 +37,8 @@ class _Linear(TrainTask):
         return {"loss": loss.item()}
 
 
-def _config(**changes) -> EngineConfig:
-    return EngineConfig(**{"max_steps": 6, "batch_size": 4, "seed": 1, "checkpoint_every": 3,
+def _config(**changes) -> LoopConfig:
+    return LoopConfig(**{"steps": 6, "batch_size": 4, "seed": 1, "checkpoint_every": 3,
                            "ema_decay": 0.8, **changes})
 
 
@@ -97,7 +97,7 @@ class _Rates(_Linear):
 
 @pytest.mark.parametrize("schedule", ["step", "cosine"])
 def test_learning_rate_follows_the_closed_form_across_a_resume(tmp_path, schedule):
-    settings = {"max_steps": 9, "warmup_steps": 3, "lr_schedule": schedule, "lr_decay": 0.5,
+    settings = {"steps": 9, "warmup_steps": 3, "lr_schedule": schedule, "lr_decay": 0.5,
                 "lr_decay_every": 2, "min_lr_ratio": 0.2, "ema_decay": 0.0}
     first, second = _Rates(), _Rates()
     Engine(first, _config(**settings), tmp_path).fit(max_steps=5)
@@ -109,7 +109,7 @@ def test_learning_rate_follows_the_closed_form_across_a_resume(tmp_path, schedul
     else:  # 0.2 + 0.8 * (1 + cos(pi * k / 6)) / 2 over the 9 - 3 = 6 steps after the warmup
         expected = warmup + [0.2 + 0.4 * (1 + math.cos(math.pi * k / 6)) for k in range(6)]
     assert rates == pytest.approx([0.1 * f for f in expected], rel=1e-12)
-    assert _config(lr_schedule="cosine", max_steps=10, min_lr_ratio=0.1).lr_factor(10) == pytest.approx(0.1)
-    assert _config(lr_schedule="cosine", max_steps=10, min_lr_ratio=0.1).lr_factor(25) == pytest.approx(0.1)
+    assert _config(lr_schedule="cosine", steps=10, min_lr_ratio=0.1).lr_factor(10) == pytest.approx(0.1)
+    assert _config(lr_schedule="cosine", steps=10, min_lr_ratio=0.1).lr_factor(25) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="lr_schedule"):
         _config(lr_schedule="linear")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from funcodec_lite import Codec, CodecConfig, ConfigError
+from funcodec_lite.codec.training.config import TrainConfig
 from funcodec_lite.losses import CodecLoss, LossWeights
 from funcodec_lite.losses.complex_spectral import CompressedComplexLoss
 from funcodec_lite.losses.reconstruction import MelReconstructionLoss
 from funcodec_lite.modules.frame_codec import STFTFeatures, VocosConfig
-from funcodec_lite.train.config import TrainConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "egs" / "speech_codec" / "conf"
 

@@ -13,10 +13,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.train.checkpoint import checkpoint_dirs
-from funcodec_lite.train.config import TrainConfig
 from funcodec_lite.train.engine import epoch_batches
-from funcodec_lite.train.trainer import Trainer
 
 TINY = {
     "codec": {"sample_rate": 8000, "arch": "seanet", "domain": "time",
@@ -123,8 +123,8 @@ def test_two_process_cpu_run_keeps_ranks_identical(tmp_path, data):
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(TINY))
     script = (
-        "from funcodec_lite.train.config import TrainConfig\n"
-        "from funcodec_lite.train.trainer import Trainer\n"
+        "from funcodec_lite.codec.training.config import TrainConfig\n"
+        "from funcodec_lite.codec.training.task import Trainer\n"
         "from safetensors.torch import save_file\n"
         f"config = TrainConfig.from_yaml({str(config)!r})\n"
         f"t = Trainer(config, {str(data[0])!r}, None, {str(tmp_path / 'exp')!r})\n"

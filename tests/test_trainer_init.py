@@ -12,10 +12,10 @@ from test_trainer import TINY, _data_dir
 from funcodec_lite import Codec
 from funcodec_lite.cli import main
 from funcodec_lite.codec.loading import load_model
-from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.finetune import finetune_config, first_difference, load_init_weights
-from funcodec_lite.train.trainer import Trainer
-from funcodec_lite.train.validate import validate
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.finetune import finetune_config, first_difference, load_init_weights
+from funcodec_lite.codec.training.task import Trainer
+from funcodec_lite.codec.training.validate import validate
 
 DEFAULT_MODEL = "funcodec_lite/codec/pretrained/default"
 NO_DISC = {"disc_start_step": 1000, "checkpoint_every": 1000, "valid_every": 1000}

@@ -10,9 +10,9 @@ from test_trainer import TINY, _data_dir
 
 from funcodec_lite.cli import main
 from funcodec_lite.codec.loading import load_model
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.train.checkpoint import checkpoint_dirs
-from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from safetensors.torch import load_file
 from test_trainer import TINY, _data_dir
 
 from funcodec_lite import Codec
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.train.checkpoint import checkpoint_dirs
-from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -88,9 +88,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from funcodec_lite.train.config import TrainConfig
-    from funcodec_lite.train.finetune import finetune_config
-    from funcodec_lite.train.trainer import Trainer
+    from funcodec_lite.codec.training.config import TrainConfig
+    from funcodec_lite.codec.training.finetune import finetune_config
+    from funcodec_lite.codec.training.task import Trainer
 
     if args.init_from is not None:
         config = finetune_config(args.config, args.set, args.init_from)

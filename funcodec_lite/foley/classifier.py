@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
-from funcodec_lite.train.engine import Engine, EngineConfig, TrainTask
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.utils.weights import save_model_dir
 
 
@@ -200,11 +200,11 @@ def train_classifier(
         raise ValueError("need at least 2 training examples (batch norm)")
     batch_size = min(config.batch_size, features.shape[0])
     steps_per_epoch = features.shape[0] // batch_size
-    engine_config = EngineConfig(max_steps=config.epochs * steps_per_epoch, batch_size=batch_size, seed=seed,
-                                 log_every=max(1, steps_per_epoch), checkpoint_every=0)
+    loop = LoopConfig(steps=config.epochs * steps_per_epoch, batch_size=batch_size, seed=seed,
+                      log_every=max(1, steps_per_epoch), checkpoint_every=0)
     devices = [features.device] if features.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        engine = Engine(ClassifierTask(features, labels, config, seed, provenance), engine_config, exp_dir)
+        engine = Engine(ClassifierTask(features, labels, config, seed, provenance), loop, exp_dir)
         engine.fit()
     return engine.unwrap("model").to(features.device).eval()
 

@@ -1,7 +1,7 @@
 """The Foley recipe's codec-token path: codec -> tokens -> class-conditional token prior -> codec decoder.
 
 Instead of the mel autoencoder, PixelSNAIL and a vocoder, a run with a ``codec_tokens`` section trains a
-codec on the training clips (the codec trainer, `funcodec_lite.train.trainer`), tokenizes the clips (the
+codec on the training clips (the codec trainer, `funcodec_lite.codec.training.task`), tokenizes the clips (the
 tokenization job, `funcodec_lite.jobs.tokenize`), trains a class-conditional token model on the engine
 (`funcodec_lite.lm.training`: ``masked_lm``, sampled with MaskGIT, or ``codec_lm``, sampled
 autoregressively with a KV cache) and decodes sampled tokens with the codec.
@@ -55,7 +55,7 @@ def stage_codec(args: argparse.Namespace) -> None:
     the same codec settings and training clips finished it already (``--resume`` continues its training);
     then writes its ``valid.json``: the recipe's log-mel L1 distance per class between the valid clips and
     their reconstructions from the prior's codebooks."""
-    from funcodec_lite.train.trainer import Trainer
+    from funcodec_lite.codec.training.task import Trainer
 
     config = load_config(args)
     directory = codec_exp(args, config)

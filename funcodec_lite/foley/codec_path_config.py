@@ -15,7 +15,7 @@ from funcodec_lite.foley.recipe_config import FoleyRunConfig, settings_digest
 from funcodec_lite.lm.generate import SamplingConfig
 from funcodec_lite.lm.maskgit import MaskGITConfig
 from funcodec_lite.lm.training import LMTrainConfig
-from funcodec_lite.train.config import TrainConfig
+from funcodec_lite.codec.training.config import TrainConfig
 from funcodec_lite.utils.config import ConfigError
 
 SECTIONS = ("codec", "prior", "sampling")

@@ -44,7 +44,7 @@ class FoleyRunConfig:
     autoencoder and the data), ``prior_train`` (LoopConfig), ``vocoder_kind`` (hifigan (default),
     wavenet, waveglow, flowavenet, student or griffinlim: `funcodec_lite.vocoders.training`), ``vocoder``
     (a preset name of that kind, e.g. HiFi-GAN's v1, v2, v3, tiny, or its config fields), ``vocoder_train``
-    (HiFi-GAN: VocoderLoopConfig; likelihood kinds: LikelihoodLoopConfig; Griffin-Lim: none),
+    (`VocoderTrainConfig`: the engine's LoopConfig and segment_frames; Griffin-Lim: none),
     ``vocoder_teacher`` (the student's WaveNet teacher: a preset or fields), ``vocoder_loss``
     (HiFiGANLossConfig: discriminator sizes, loss weights), ``classifier``
     (ClassifierConfig fields), ``generate`` (GenerateConfig), ``codec_tokens`` (the codec-token path:

@@ -25,7 +25,7 @@ def _as_image(mel: torch.Tensor) -> torch.Tensor:
 
 
 class SingleModelTask(TrainTask):
-    """One module, one Adam optimizer, a TensorDataset: the shape of every non-GAN Foley model.
+    """One module, one optimizer (``loop.make_optimizer``), a TensorDataset: every non-GAN Foley model.
 
     Subclasses set ``name`` and implement `make_model` and `loss`.
     """
@@ -43,8 +43,7 @@ class SingleModelTask(TrainTask):
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         model = self.make_model()
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.loop.lr, betas=self.loop.betas)
-        return {"model": model}, {"model": optimizer}
+        return {"model": model}, {"model": self.loop.make_optimizer(model.parameters())}
 
     def dataset(self) -> TensorDataset:
         return TensorDataset(*self.tensors)
@@ -108,7 +107,7 @@ def train_vqvae(config: MelVQVAEConfig, mels: torch.Tensor, loop: LoopConfig, ex
                 resume: bool = False, provenance: dict | None = None) -> MelVQVAE:
     """Trains the mel VQ-VAE / RVQ-VAE on log-mels [N, n_mels, frames]; the model directory is
     ``exp_dir/model`` (checkpoints in ``exp_dir/checkpoints``; ``resume`` continues from the newest)."""
-    engine = Engine(VQVAETask(config, mels, loop, provenance), loop.engine(), exp_dir)
+    engine = Engine(VQVAETask(config, mels, loop, provenance), loop, exp_dir)
     engine.fit(resume=resume)
     return engine.unwrap("model").eval()
 
@@ -155,7 +154,7 @@ def extract_code_maps(model: MelVQVAE, mels: torch.Tensor, batch_size: int = 32)
 def train_prior(config: PixelSNAILConfig, code_maps: torch.Tensor, labels: torch.Tensor, loop: LoopConfig,
                 exp_dir: str | Path, resume: bool = False, provenance: dict | None = None) -> PixelSNAIL:
     """Trains the class-conditional PixelSNAIL on code maps [N, H, W], labels [N]; saves ``exp_dir/model``."""
-    engine = Engine(PriorTask(config, code_maps, labels, loop, provenance), loop.engine(), exp_dir)
+    engine = Engine(PriorTask(config, code_maps, labels, loop, provenance), loop, exp_dir)
     engine.fit(resume=resume)
     return engine.unwrap("model").eval()
 

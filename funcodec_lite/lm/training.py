@@ -1,8 +1,9 @@
 """Training of the token models on the engine: one task for the AR, NAR, multi-scale and masked LMs.
 
 ``lm.yaml`` holds ``model`` (``kind: codec_lm | nar_lm | multiscale_lm | masked_lm`` and the model's
-config fields), ``train`` (`LoopConfig`: steps, batch size, Adam, checkpoints) and ``data``
-(`LMDataConfig`). Held-out NLL per codebook is written to ``valid.jsonl`` every ``valid_every`` steps.
+config fields), ``train`` (the engine's `LoopConfig`: steps, batch size, Adam, checkpoints, validation) and
+``data`` (`LMDataConfig`). Held-out NLL per codebook is written to ``valid.jsonl`` every ``valid_every``
+steps (a ``train`` key; ``data.valid_every``, where it was first, is read into it; default 500).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from funcodec_lite.utils.weights import config_from_dict, save_model_dir
 
 LM_CLASSES: dict[str, type] = {cls.model_kind: cls for cls in (CodecLM, NARCodecLM, MultiScaleLM, MaskedLM)}
 LM_KINDS = tuple(LM_CLASSES)  # the model kinds this task trains
+LM_LOOP = {"valid_every": 500}  # the loop config the ``train`` section starts from
 
 
 @dataclass
@@ -35,8 +37,7 @@ class LMDataConfig:
         segment_frames: target frames per training example at most (random crops; 0: whole).
         prompt_frames: frames of an acoustic prompt cut from the same utterance's start when an example has
             no prompt of its own (0: none).
-        valid_examples: held-out examples scored at each validation.
-        valid_every: steps between validations (0: never).
+        valid_examples: held-out examples scored at each validation (every ``train.valid_every`` steps).
         init_from_codec: start the embedding tables from the codec's codebooks (AR and NAR models).
     """
 
@@ -44,7 +45,6 @@ class LMDataConfig:
     segment_frames: int = 250
     prompt_frames: int = 0
     valid_examples: int = 64
-    valid_every: int = 500
     init_from_codec: bool = False
 
 
@@ -53,7 +53,7 @@ class LMTrainConfig:
     """A token model's training run (``lm.yaml``)."""
 
     model: dict = field(default_factory=lambda: {"kind": "codec_lm"})
-    train: LoopConfig = field(default_factory=LoopConfig)
+    train: LoopConfig = field(default_factory=lambda: LoopConfig.from_dict({}, LM_LOOP))
     data: LMDataConfig = field(default_factory=LMDataConfig)
 
     @property
@@ -75,9 +75,14 @@ class LMTrainConfig:
         unknown = sorted(set(data) - {"model", "train", "data"})
         if unknown:
             raise ConfigError(f"unknown sections {unknown}; known: model, train, data")
+        train, data_section = dict(data.get("train") or {}), dict(data.get("data") or {})
+        if "valid_every" in data_section:  # the key's first place: read into the loop config
+            if "valid_every" in train:
+                raise ConfigError("valid_every: give it once, under train")
+            train["valid_every"] = data_section.pop("valid_every")
         return cls(model=dict(data.get("model") or {"kind": "codec_lm"}),
-                   train=LoopConfig.from_dict(data.get("train") or {}),
-                   data=build_dataclass(LMDataConfig, data.get("data") or {}, "data"))
+                   train=LoopConfig.from_dict(train, LM_LOOP),
+                   data=build_dataclass(LMDataConfig, data_section, "data"))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LMTrainConfig:
@@ -180,7 +185,7 @@ class LMTask(TrainTask):
             model.init_from_codebooks(self.codebooks)
         model = WithLoss(model)
         loop = self.config.train
-        return {"model": model}, {"model": torch.optim.Adam(model.parameters(), lr=loop.lr, betas=loop.betas)}
+        return {"model": model}, {"model": loop.make_optimizer(model.parameters())}
 
     def dataset(self) -> Dataset:
         return self.train_set
@@ -212,6 +217,6 @@ def train_lm(config: LMTrainConfig, fixed: dict, train_set: Dataset, valid_batch
     """Trains a token model on the engine; the model directory is ``exp_dir/model``. ``codebooks``
     [K, card, D] (the codec's) initialise the embedding tables."""
     task = LMTask(config, fixed, train_set, valid_batches, provenance, codebooks)
-    engine = Engine(task, config.train.engine(valid_every=config.data.valid_every), exp_dir)
+    engine = Engine(task, config.train, exp_dir)
     engine.fit(max_steps=max_steps, resume=resume)
     return engine.unwrap("model").model.eval()

@@ -1,1 +1,1 @@
-"""Training: checkpoints, the accelerate-based GAN trainer, validation."""
+"""The one training engine (`engine.py`), its loop config (`engine_config.py`), checkpoints and logging."""

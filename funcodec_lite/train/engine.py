@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from funcodec_lite.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from funcodec_lite.train.engine_config import PRECISIONS, EngineConfig, LoopConfig
+from funcodec_lite.train.engine_config import PRECISIONS, LoopConfig
 from funcodec_lite.train.logging import TrainLog
 
 
@@ -50,7 +50,7 @@ class TrainTask:
     ``name`` labels the progress bar; ``broadcast_buffers`` is DDP's option (False for models that
     all-reduce their own buffers, such as the EMA codebooks); ``ema_modules`` names the modules (each
     updated by the optimizer of the same name) whose weight EMA the engine keeps when
-    ``EngineConfig.ema_decay`` > 0 (`Engine.averaged`).
+    ``LoopConfig.ema_decay`` > 0 (`Engine.averaged`).
     """
 
     name: str = "train"
@@ -105,7 +105,7 @@ class Engine:
             own business, so the accelerator must have ``mixed_precision="no"``.
     """
 
-    def __init__(self, task: TrainTask, config: EngineConfig, exp_dir: str | Path | None,
+    def __init__(self, task: TrainTask, config: LoopConfig, exp_dir: str | Path | None,
                  accelerator: Accelerator | None = None) -> None:
         self.task, self.config = task, config
         self.exp_dir = Path(exp_dir) if exp_dir is not None else None
@@ -172,7 +172,7 @@ class Engine:
         return norm
 
     def lr_factor(self) -> float:
-        """The current step's learning rate relative to the initial one (`EngineConfig.lr_factor`)."""
+        """The current step's learning rate relative to the initial one (`LoopConfig.lr_factor`)."""
         return self.config.lr_factor(self.step)
 
     # --------------------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ class Engine:
     def fit(self, max_steps: int | None = None, resume: bool = False) -> None:
         """Trains until ``max_steps`` (default: the config's), checkpointing on the way and at the end."""
         config = self.config
-        max_steps = config.max_steps if max_steps is None else max_steps
+        max_steps = config.steps if max_steps is None else max_steps
         if not (resume and self.resume()) and self.step == 0:
             self.log.reset()  # a fresh run: logs of an earlier run in this directory are replaced
             if self.exp_dir is not None and self.accelerator.is_main_process:
@@ -345,4 +345,4 @@ def _min_over_ranks(accelerator: Accelerator, value: int) -> int:
     return int(gathered.min().item())
 
 
-__all__ = ["PRECISIONS", "Engine", "EngineConfig", "LoopConfig", "TrainTask", "ema_update", "epoch_batches"]
+__all__ = ["PRECISIONS", "Engine", "LoopConfig", "TrainTask", "ema_update", "epoch_batches"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from funcodec_lite.train.engine import Engine, EngineConfig, LoopConfig, TrainTask
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.utils.weights import load_model_as
 from funcodec_lite.vocoders.hifigan import HiFiGANConfig, HiFiGANGenerator
 from funcodec_lite.vocoders.hifigan_loss import (
@@ -20,25 +19,11 @@ from funcodec_lite.vocoders.hifigan_loss import (
     hifigan_generator_loss,
 )
 
-
-@dataclass
-class VocoderLoopConfig(LoopConfig):
-    """HiFi-GAN's optimisation (AdamW 2e-4, betas 0.8/0.99, lr x 0.999 every 1,000 steps here).
-
-    Args:
-        segment_frames: mel frames per segment (32 frames = 8,192 samples at hop 256, as HiFi-GAN).
-        lr_decay: the rate is multiplied by ``lr_decay`` every 1,000 steps.
-        (the other fields: `LoopConfig`)
-    """
-
-    steps: int = 2000
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.8, 0.99)
-    segment_frames: int = 32
-    lr_decay: float = 0.999
-
-    def engine(self, **overrides) -> EngineConfig:
-        return super().engine(lr_decay=self.lr_decay, lr_decay_every=1000, **overrides)
+# HiFi-GAN's optimisation (AdamW 2e-4, betas 0.8/0.99, PyTorch's weight decay 0.01; the rate x 0.999 every
+# 1,000 steps here): the loop config its `vocoder_train` section starts from (`LoopConfig.from_dict`'s preset)
+HIFIGAN_LOOP = {"steps": 2000, "optimizer": "adamw", "lr": 2e-4, "betas": (0.8, 0.99), "weight_decay": 0.01,
+                "lr_decay": 0.999, "lr_decay_every": 1000}
+HIFIGAN_SEGMENT_FRAMES = 32  # mel frames per segment (32 frames = 8,192 samples at hop 256, as HiFi-GAN)
 
 
 class SegmentDataset(Dataset):
@@ -81,20 +66,20 @@ class HiFiGANTask(TrainTask):
 
     name = "vocoder"
 
-    def __init__(self, config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor, loop: VocoderLoopConfig,
-                 loss_config: HiFiGANLossConfig | None = None, provenance: dict | None = None) -> None:
+    def __init__(self, config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor, loop: LoopConfig,
+                 loss_config: HiFiGANLossConfig | None = None, provenance: dict | None = None,
+                 segment_frames: int = HIFIGAN_SEGMENT_FRAMES) -> None:
         self.config, self.loop = config, loop
         self.loss_config = loss_config or HiFiGANLossConfig()
-        self.segments = SegmentDataset(mels, wavs, loop.segment_frames, config.hop_length, loop.seed)
+        self.segments = SegmentDataset(mels, wavs, segment_frames, config.hop_length, loop.seed)
         self.loss_mel = build_loss_mel(self.loss_config)
         self.provenance = provenance or {}
 
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         generator, discriminator = HiFiGANGenerator(self.config), build_discriminator(self.loss_config)
-        adamw = dict(lr=self.loop.lr, betas=self.loop.betas)
         return ({"generator": generator, "discriminator": discriminator},
-                {"generator": torch.optim.AdamW(generator.parameters(), **adamw),
-                 "discriminator": torch.optim.AdamW(discriminator.parameters(), **adamw)})
+                {"generator": self.loop.make_optimizer(generator.parameters()),
+                 "discriminator": self.loop.make_optimizer(discriminator.parameters())})
 
     def dataset(self) -> SegmentDataset:
         return self.segments
@@ -121,11 +106,15 @@ class HiFiGANTask(TrainTask):
                         "train_minutes": round(engine.train_seconds / 60, 3)})
 
 
-def train_vocoder(config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor, loop: VocoderLoopConfig,
+def train_vocoder(config: HiFiGANConfig, mels: torch.Tensor, wavs: torch.Tensor, loop: LoopConfig,
                   exp_dir: str | Path, loss_config: HiFiGANLossConfig | None = None, resume: bool = False,
-                  provenance: dict | None = None) -> HiFiGANGenerator:
-    """Trains HiFi-GAN on whole-clip mels [N, n_mels, F] and their audio [N, T]; saves ``exp_dir/model``."""
-    engine = Engine(HiFiGANTask(config, mels, wavs, loop, loss_config, provenance), loop.engine(), exp_dir)
+                  provenance: dict | None = None,
+                  segment_frames: int = HIFIGAN_SEGMENT_FRAMES) -> HiFiGANGenerator:
+    """Trains HiFi-GAN on whole-clip mels [N, n_mels, F] and their audio [N, T] (random segments of
+    ``segment_frames`` frames; ``loop``: e.g. ``LoopConfig.from_dict(section, HIFIGAN_LOOP)``); saves
+    ``exp_dir/model``."""
+    task = HiFiGANTask(config, mels, wavs, loop, loss_config, provenance, segment_frames)
+    engine = Engine(task, loop, exp_dir)
     engine.fit(resume=resume)
     return engine.unwrap("generator").eval()
 

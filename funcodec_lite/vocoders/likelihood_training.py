@@ -9,37 +9,18 @@ random segments (`SegmentDataset`, the crops HiFi-GAN trains on), with Adam and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from funcodec_lite.train.engine import Engine, EngineConfig, LoopConfig, TrainTask
+from funcodec_lite.train.engine import Engine, LoopConfig, TrainTask
 from funcodec_lite.vocoders.hifigan_training import SegmentDataset
 
-
-@dataclass
-class LikelihoodLoopConfig(LoopConfig):
-    """Optimisation of a likelihood-trained vocoder (Adam, the rate halved every ``lr_half_every`` steps).
-
-    Args:
-        segment_frames: mel frames per training segment (16 frames = 4,096 samples at hop 256).
-        lr_half_every: steps between halvings of the rate (WaveGlow and FloWaveNet halve it on a schedule);
-            0 keeps it constant.
-        (the other fields: `LoopConfig`)
-    """
-
-    steps: int = 2000
-    lr: float = 1e-3
-    grad_clip: float = 1.0
-    segment_frames: int = 16
-    lr_half_every: int = 0
-
-    def engine(self, **overrides) -> EngineConfig:
-        if self.lr_half_every:
-            overrides = {"lr_decay": 0.5, "lr_decay_every": self.lr_half_every, **overrides}
-        return super().engine(**overrides)
+# the loop config a likelihood vocoder's `vocoder_train` section starts from (Adam 1e-3, clipping at 1;
+# WaveGlow and FloWaveNet halve the rate on a schedule: lr_decay 0.5 every lr_decay_every steps)
+LIKELIHOOD_LOOP = {"steps": 2000, "lr": 1e-3, "grad_clip": 1.0}
+LIKELIHOOD_SEGMENT_FRAMES = 16  # mel frames per training segment (16 frames = 4,096 samples at hop 256)
 
 
 class LikelihoodVocoderTask(TrainTask):
@@ -49,15 +30,17 @@ class LikelihoodVocoderTask(TrainTask):
         build_model: makes the model (called after the engine has seeded torch).
         mels: [N, n_mels, F] log-mels of ``wavs``.
         wavs: [N, T] audio with T >= F·hop.
-        loop: the run's settings.
+        loop: the run's settings (its optimizer: ``loop.make_optimizer``).
         provenance: extra entries for the exported model's ``provenance.json``.
+        segment_frames: mel frames per training segment.
     """
 
     name = "vocoder"
 
     def __init__(self, build_model: Callable[[], nn.Module], mels: torch.Tensor, wavs: torch.Tensor,
-                 loop: LikelihoodLoopConfig, provenance: dict | None = None) -> None:
-        self.build_model, self.loop = build_model, loop
+                 loop: LoopConfig, provenance: dict | None = None,
+                 segment_frames: int = LIKELIHOOD_SEGMENT_FRAMES) -> None:
+        self.build_model, self.loop, self.segment_frames = build_model, loop, segment_frames
         self.mels, self.wavs = mels, wavs
         self.provenance = provenance or {}
         self._segments: SegmentDataset | None = None
@@ -65,10 +48,9 @@ class LikelihoodVocoderTask(TrainTask):
     def build(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
         model = self.build_model()
         trainable = [p for p in model.parameters() if p.requires_grad]
-        self._segments = SegmentDataset(self.mels, self.wavs, self.loop.segment_frames, model.hop_length,
+        self._segments = SegmentDataset(self.mels, self.wavs, self.segment_frames, model.hop_length,
                                         self.loop.seed)
-        return {"vocoder": TrainingLoss(model)}, {"vocoder": torch.optim.Adam(trainable, lr=self.loop.lr,
-                                                                betas=self.loop.betas)}
+        return {"vocoder": TrainingLoss(model)}, {"vocoder": self.loop.make_optimizer(trainable)}
 
     def dataset(self) -> SegmentDataset:
         assert self._segments is not None, "build() first"
@@ -102,12 +84,16 @@ class TrainingLoss(nn.Module):
 
 
 def train_likelihood_vocoder(build_model: Callable[[], nn.Module], mels: torch.Tensor, wavs: torch.Tensor,
-                             loop: LikelihoodLoopConfig, exp_dir: str | Path | None, resume: bool = False,
-                             provenance: dict | None = None) -> nn.Module:
-    """Trains ``build_model()`` on whole-clip mels [N, n_mels, F] and audio [N, T]; saves ``exp_dir/model``.
+                             loop: LoopConfig, exp_dir: str | Path | None, resume: bool = False,
+                             provenance: dict | None = None,
+                             segment_frames: int = LIKELIHOOD_SEGMENT_FRAMES) -> nn.Module:
+    """Trains ``build_model()`` on whole-clip mels [N, n_mels, F] and audio [N, T] (random segments of
+    ``segment_frames`` frames; ``loop``: e.g. ``LoopConfig.from_dict(section, LIKELIHOOD_LOOP)``); saves
+    ``exp_dir/model``.
 
     Returns the trained model in eval mode.
     """
-    engine = Engine(LikelihoodVocoderTask(build_model, mels, wavs, loop, provenance), loop.engine(), exp_dir)
+    task = LikelihoodVocoderTask(build_model, mels, wavs, loop, provenance, segment_frames)
+    engine = Engine(task, loop, exp_dir)
     engine.fit(resume=resume)
     return engine.unwrap("vocoder").model.eval()

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from funcodec_lite.train.engine_config import LoopConfig
 from funcodec_lite.utils.config import ConfigError, build_dataclass
 from funcodec_lite.utils.weights import save_model_dir
 from funcodec_lite.vocoders import VOCODER_KINDS, VOCODERS
@@ -52,26 +53,46 @@ def vocoder_config(kind: str, spec: str | dict) -> Any:
     return build_dataclass(config_class, dict(spec), "vocoder")
 
 
-def loop_config(kind: str, data: dict) -> Any:
-    """The training-loop settings of a kind: HiFi-GAN's `VocoderLoopConfig`, the likelihood kinds'
-    `LikelihoodLoopConfig`, None for Griffin-Lim (which refuses settings: it trains nothing)."""
-    _check_kind(kind)
-    if kind == "hifigan":
-        from funcodec_lite.vocoders.hifigan_training import VocoderLoopConfig
+@dataclasses.dataclass
+class VocoderTrainConfig:
+    """A vocoder kind's training section (``vocoder_train``, ``codec vocoder train --train-config``).
 
-        return VocoderLoopConfig.from_dict(data)
+    Args:
+        loop: the engine's loop config (its keys), from the kind's preset: HiFi-GAN's `HIFIGAN_LOOP`,
+            the likelihood kinds' `LIKELIHOOD_LOOP`.
+        segment_frames: mel frames per training segment (HiFi-GAN 32, the likelihood kinds 16).
+    """
+
+    loop: LoopConfig
+    segment_frames: int
+
+
+def loop_config(kind: str, data: dict | None) -> VocoderTrainConfig | None:
+    """The training section of a kind: the engine's loop keys plus ``segment_frames`` (and ``lr_half_every``
+    N, short for ``lr_decay: 0.5`` every N steps); None for Griffin-Lim (which refuses settings: it trains
+    nothing)."""
+    _check_kind(kind)
+    data = dict(data or {})
     if kind == "griffinlim":
         if data:
             raise ConfigError("vocoder_train: Griffin-Lim trains nothing; remove the section")
         return None
-    from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig
+    if kind == "hifigan":
+        from funcodec_lite.vocoders.hifigan_training import HIFIGAN_LOOP as preset
+        from funcodec_lite.vocoders.hifigan_training import HIFIGAN_SEGMENT_FRAMES as frames
+    else:
+        from funcodec_lite.vocoders.likelihood_training import LIKELIHOOD_LOOP as preset
+        from funcodec_lite.vocoders.likelihood_training import LIKELIHOOD_SEGMENT_FRAMES as frames
+    frames = data.pop("segment_frames", frames)
+    half_every = data.pop("lr_half_every", 0)
+    if half_every:
+        data = {"lr_decay": 0.5, "lr_decay_every": half_every, **data}
+    return VocoderTrainConfig(LoopConfig.from_dict(data, preset, "vocoder_train"), int(frames))
 
-    return LikelihoodLoopConfig.from_dict(data)
 
-
-def loop_settings(loop: Any) -> dict:
-    """Plain data of a loop config (for keys and logs); {} for None."""
-    return dataclasses.asdict(loop) if loop is not None else {}
+def loop_settings(train: VocoderTrainConfig | None) -> dict:
+    """Plain data of a training section (for keys and logs); {} for None."""
+    return dataclasses.asdict(train) if train is not None else {}
 
 
 def build_vocoder(kind: str, config: Any) -> nn.Module:
@@ -79,13 +100,15 @@ def build_vocoder(kind: str, config: Any) -> nn.Module:
     return vocoder_class(kind)(config)
 
 
-def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Tensor, loop: Any,
+def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Tensor,
+                      train: VocoderTrainConfig | None,
                       exp_dir: str | Path, loss_config: Any = None, resume: bool = False,
                       provenance: dict | None = None, teacher: nn.Module | None = None) -> nn.Module:
     """Trains (or, for Griffin-Lim, just writes) a vocoder of ``kind`` on whole-clip mels [N, n_mels, F]
     and their audio [N, T]; the model directory is ``exp_dir/model``.
 
     Args:
+        train: the kind's training section (`loop_config`; None for Griffin-Lim).
         loss_config: HiFi-GAN's `HiFiGANLossConfig` (other kinds: unused).
         teacher: the trained WaveNet a ``student`` is distilled from (required for that kind only).
     """
@@ -94,8 +117,8 @@ def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Te
     if kind == "hifigan":
         from funcodec_lite.vocoders.hifigan_training import train_vocoder
 
-        return train_vocoder(config, mels, wavs, loop, exp_dir, loss_config, resume=resume,
-                             provenance=provenance)
+        return train_vocoder(config, mels, wavs, train.loop, exp_dir, loss_config, resume=resume,
+                             provenance=provenance, segment_frames=train.segment_frames)
     if kind == "griffinlim":
         model = build_vocoder(kind, config)
         save_model_dir(Path(exp_dir) / "model", model, {**provenance, "steps": 0, "train_minutes": 0.0})
@@ -113,7 +136,8 @@ def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Te
     else:
         def build() -> nn.Module:
             return build_vocoder(kind, config)
-    return train_likelihood_vocoder(build, mels, wavs, loop, exp_dir, resume=resume, provenance=provenance)
+    return train_likelihood_vocoder(build, mels, wavs, train.loop, exp_dir, resume=resume,
+                                    provenance=provenance, segment_frames=train.segment_frames)
 
 
 def load_any_vocoder(directory: str | Path, for_inference: bool = False) -> nn.Module:

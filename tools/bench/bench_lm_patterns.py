@@ -14,6 +14,7 @@ Usage (from the repository root, on token directories made by `codec tokenize`, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -47,7 +48,7 @@ def train(section: dict, n_q: int, card: int, train_set, valid, steps: int, batc
     config = LMTrainConfig.from_dict({"model": section, "train": {"steps": steps, "batch_size": batch,
                                                                  "lr": 1e-3, "log_every": max(1, steps)}})
     task = LMTask(config, {"n_q": n_q, "card": card}, train_set, valid)
-    engine = Engine(task, config.train.engine(checkpoint_every=0), None)  # in memory: no files
+    engine = Engine(task, dataclasses.replace(config.train, checkpoint_every=0), None)  # in memory: no files
     engine.fit()
     model = engine.unwrap("model").model.eval()
     return model, engine.train_seconds / max(1, engine.step), heldout_nll(model, valid)

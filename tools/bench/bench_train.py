@@ -29,8 +29,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.trainer import Trainer
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.utils.profile import PhaseTimer, STFTCallCounter, count_parameters
 
 CONF = Path(__file__).resolve().parents[2] / "egs" / "speech_codec" / "conf"

@@ -1,4 +1,8 @@
-"""Training configuration: the codec, discriminators, loss weights, optimiser, data and schedule."""
+"""``codec train``'s YAML: the codec, discriminators, loss weights, and its optim/data/schedule sections.
+
+The three training sections keep the codec's own layout and are mapped onto the engine's one loop config
+by `TrainConfig.loop` (``schedule.max_steps`` -> ``steps``, ``optim.scheduler`` -> ``lr_schedule``, ...).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.data.augment import AugmentConfig
 from funcodec_lite.discriminators import DiscriminatorConfig
 from funcodec_lite.losses import LossWeights
+from funcodec_lite.train.engine_config import LoopConfig, parse_precision
 from funcodec_lite.utils.config import ConfigError, build_dataclass, load_yaml
 
 
@@ -20,29 +25,26 @@ class OptimConfig:
     ``scheduler``: ``none`` (constant), ``exponential`` (lr · gamma^step, per step) or ``cosine`` (from lr
     down to lr · ``min_lr_ratio`` over ``schedule.max_steps``); each after a linear warmup over the first
     ``warmup_steps`` (lr · (step + 1) / warmup_steps). Applied to the generator and the discriminators;
-    the closed form is `funcodec_lite.train.engine_config.EngineConfig.lr_factor`.
+    the closed form is `funcodec_lite.train.engine_config.LoopConfig.lr_factor`.
     ``grad_clip``: max global gradient norm (≤ 0 disables clipping). The tiny codecs' generator
     norms are 8-40, so FunCodec's 1.0 clipped every step (a smaller effective step size, not a guard
     against spikes); the default 100 only catches spikes (DAC clips at 1000).
     """
 
-    lr: float = 3e-4
+    lr: float = LoopConfig.lr
     disc_lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.9)
-    weight_decay: float = 0.0
+    weight_decay: float = LoopConfig.weight_decay
     grad_clip: float = 100.0
     scheduler: str = "none"
     gamma: float = 0.999996
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
+    warmup_steps: int = LoopConfig.warmup_steps
+    min_lr_ratio: float = LoopConfig.min_lr_ratio
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         if self.scheduler not in ("none", "exponential", "cosine"):
             raise ConfigError(f"optim.scheduler must be none, exponential or cosine, got {self.scheduler!r}")
-        if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ConfigError(f"need optim.warmup_steps >= 0 (got {self.warmup_steps}) and "
-                              f"optim.min_lr_ratio in [0, 1] (got {self.min_lr_ratio})")
 
 
 @dataclass
@@ -54,7 +56,7 @@ class LoaderConfig:
 
     segment_seconds: float = 1.0
     batch_size: int = 16
-    num_workers: int = 0
+    num_workers: int = LoopConfig.num_workers
     valid_max_seconds: float = 10.0
     valid_utterances: int = 8
     gain_db: list[float] | None = None
@@ -64,36 +66,32 @@ class LoaderConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Steps, intervals, precision, and the generator's weight EMA.
+    """Steps, intervals, precision, and the generator's weight EMA (`TrainConfig.loop` maps them).
+
+    The codec's own defaults: 100,000 steps, validation every 1,000; the others are the loop config's.
 
     ``ema_decay`` (0 = off, e.g. 0.999): an exponential moving average of the generator's parameters,
     updated after every generator step and kept in checkpoints; validation and the exported model use it.
     """
 
     max_steps: int = 100_000
-    max_minutes: float = 0.0  # wall-clock budget of one run (0 = none): stops and checkpoints
+    max_minutes: float = LoopConfig.max_minutes  # wall-clock budget of one run (0 = none)
     disc_start_step: int = 0
     disc_every: int = 1  # update the discriminators every k-th step from disc_start_step (G: every step)
-    log_every: int = 50
+    log_every: int = LoopConfig.log_every
     valid_every: int = 1000
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    seed: int = 0
-    mixed_precision: str = "no"  # no | bf16 | fp16 (GPU)
+    checkpoint_every: int = LoopConfig.checkpoint_every
+    keep_last: int = LoopConfig.keep_last
+    seed: int = LoopConfig.seed
+    mixed_precision: str = LoopConfig.mixed_precision  # no | bf16 | fp16 (GPU)
     valid_n_q: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     valid_clips: int = 2
-    ema_decay: float = 0.0
+    ema_decay: float = LoopConfig.ema_decay
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"schedule.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.disc_every < 1:
             raise ValueError(f"schedule.disc_every must be >= 1, got {self.disc_every}")
-        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
-            self.mixed_precision = "no"
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"schedule.mixed_precision must be no, bf16 or fp16, "
-                             f"got {self.mixed_precision!r}")
+        self.mixed_precision = parse_precision(self.mixed_precision, "schedule.mixed_precision")
 
 
 @dataclass
@@ -118,6 +116,7 @@ class TrainConfig:
             codec_config = CodecConfig.from_dict(codec or {})
         config = build_dataclass(cls, data, "")
         config.codec = codec_config
+        config.loop()  # the engine's checks of the training sections, at load time
         return config
 
     @classmethod
@@ -130,6 +129,29 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def loop(self, valid_at_start: bool = False) -> LoopConfig:
+        """The engine's loop config of the ``schedule``, ``optim`` and ``data`` sections.
+
+        ``optim.scheduler``: ``cosine`` -> ``lr_schedule: cosine``; ``exponential`` -> ``step`` with
+        ``lr_decay: optim.gamma`` every step; ``none`` -> ``step`` with no decay. ``valid_at_start``: a
+        fine-tuning run validates at step 0 too.
+        """
+        schedule, optim, data = self.schedule, self.optim, self.data
+        try:
+            return LoopConfig(
+                steps=schedule.max_steps, max_minutes=schedule.max_minutes, batch_size=data.batch_size,
+                num_workers=data.num_workers, seed=schedule.seed, optimizer="adam", lr=optim.lr,
+                betas=optim.betas, weight_decay=optim.weight_decay, grad_clip=optim.grad_clip,
+                lr_schedule="cosine" if optim.scheduler == "cosine" else "step",
+                lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0, lr_decay_every=1,
+                warmup_steps=optim.warmup_steps, min_lr_ratio=optim.min_lr_ratio,
+                ema_decay=schedule.ema_decay,
+                mixed_precision=schedule.mixed_precision, checkpoint_every=schedule.checkpoint_every,
+                keep_last=schedule.keep_last, valid_every=schedule.valid_every, valid_at_start=valid_at_start,
+                log_every=schedule.log_every)
+        except ConfigError as error:
+            raise ConfigError(f"schedule/optim/data: {error}") from error
 
 
 def apply_override(data: dict, item: str) -> None:

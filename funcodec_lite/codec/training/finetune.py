@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from funcodec_lite.codec.config import CodecConfig
-from funcodec_lite.train.config import TrainConfig, apply_override
+from funcodec_lite.codec.training.config import TrainConfig, apply_override
 from funcodec_lite.utils.config import ConfigError, load_yaml
 from funcodec_lite.utils.weights import ModelDirError, config_to_dict, load_model_dir, read_model_config
 

@@ -1,4 +1,4 @@
-"""GAN training of a Codec on the engine: alternating discriminator and generator updates."""
+"""The codec's training task: GAN training of a Codec on the engine (alternating D and G updates)."""
 
 from __future__ import annotations
 
@@ -10,28 +10,14 @@ from accelerate import Accelerator
 from torch import nn
 
 from funcodec_lite.codec.model import Codec
+from funcodec_lite.codec.training.config import TrainConfig
+from funcodec_lite.codec.training.finetune import load_init_weights
+from funcodec_lite.codec.training.validate import validate
 from funcodec_lite.data import AudioBatch, AudioDataset, DataConfig
 from funcodec_lite.discriminators import MultiDiscriminator
 from funcodec_lite.losses import CodecLoss
-from funcodec_lite.train.config import TrainConfig
-from funcodec_lite.train.engine import Engine, EngineConfig, TrainTask, epoch_batches
-from funcodec_lite.train.finetune import load_init_weights
-from funcodec_lite.train.validate import validate
+from funcodec_lite.train.engine import Engine, TrainTask
 from funcodec_lite.utils.profile import PhaseTimer
-
-
-def engine_config(config: TrainConfig, init_from: str | Path | None = None) -> EngineConfig:
-    """The engine's settings of a codec training config (a fine-tuning run validates at step 0 too)."""
-    schedule, optim = config.schedule, config.optim
-    return EngineConfig(
-        max_steps=schedule.max_steps, batch_size=config.data.batch_size, seed=schedule.seed,
-        num_workers=config.data.num_workers, mixed_precision=schedule.mixed_precision,
-        grad_clip=optim.grad_clip, lr_schedule="cosine" if optim.scheduler == "cosine" else "step",
-        lr_decay=optim.gamma if optim.scheduler == "exponential" else 1.0, lr_decay_every=1,
-        warmup_steps=optim.warmup_steps, min_lr_ratio=optim.min_lr_ratio, log_every=schedule.log_every,
-        valid_every=schedule.valid_every, checkpoint_every=schedule.checkpoint_every,
-        keep_last=schedule.keep_last, max_minutes=schedule.max_minutes, valid_at_start=init_from is not None,
-        ema_decay=schedule.ema_decay)
 
 
 class CodecGANTask(TrainTask):
@@ -41,7 +27,7 @@ class CodecGANTask(TrainTask):
         config: the training configuration.
         train_dir, valid_dir: Kaldi data directories (``valid_dir`` may be None: no validation).
         init_from: a codec model directory whose weights and codebooks the generator starts from
-            (`funcodec_lite.train.finetune`); None: a fresh initialisation.
+            (`funcodec_lite.codec.training.finetune`); None: a fresh initialisation.
     """
 
     name = "codec"
@@ -66,11 +52,10 @@ class CodecGANTask(TrainTask):
         generator, discriminator = Codec(self.config.codec), MultiDiscriminator(self.config.discriminator)
         if self.init_from is not None:
             load_init_weights(generator, self.init_from)
-        optim = self.config.optim
-        adam = dict(betas=optim.betas, weight_decay=optim.weight_decay)
-        optimizers = {"generator": torch.optim.Adam(generator.parameters(), lr=optim.lr, **adam),
-                      "discriminator": torch.optim.Adam(discriminator.parameters(),
-                                                        lr=optim.disc_lr or optim.lr, **adam)}
+        optim, loop = self.config.optim, self.config.loop()
+        optimizers = {"generator": loop.make_optimizer(generator.parameters()),
+                      "discriminator": loop.make_optimizer(discriminator.parameters(),
+                                                           optim.disc_lr or optim.lr)}
         return {"generator": generator, "discriminator": discriminator}, optimizers
 
     def dataset(self) -> AudioDataset:
@@ -164,7 +149,8 @@ class Trainer:
                  init_from: str | Path | None = None) -> None:
         self.config = config
         self.task = CodecGANTask(config, train_dir, valid_dir, init_from)
-        self.engine = Engine(self.task, engine_config(config, init_from), exp_dir, accelerator)
+        loop = config.loop(valid_at_start=init_from is not None)  # a fine-tuning run validates at step 0
+        self.engine = Engine(self.task, loop, exp_dir, accelerator)
         self.accelerator = self.engine.accelerator
         self.generator = self.engine.modules["generator"]
         self.discriminator = self.engine.modules["discriminator"]
@@ -204,4 +190,4 @@ class Trainer:
         self.engine.fit(max_steps, resume)
 
 
-__all__ = ["CodecGANTask", "Trainer", "engine_config", "epoch_batches"]
+__all__ = ["CodecGANTask", "Trainer"]

@@ -8,9 +8,9 @@ import torch
 
 from funcodec_lite.audio import save_audio
 from funcodec_lite.codec.model import Codec
+from funcodec_lite.codec.training.config import TrainConfig
 from funcodec_lite.data import AudioDataset
 from funcodec_lite.metrics import average_scores, save_spectrogram_png, score_pair
-from funcodec_lite.train.config import TrainConfig
 
 
 @torch.no_grad()

@@ -1,0 +1,1 @@
+"""The codec's training task on the engine: its YAML config, the GAN task, validation, fine-tuning."""
