@@ -1,10 +1,9 @@
-"""The Foley recipe's codec-token path (`funcodec_lite.foley.codec_path`): its config section, and every
-stage end to end on a tiny synthetic corpus (a hum class and a hiss class) with a masked and an
+"""The Foley recipe's codec-token path (`funcodec_lite.recipes.dcase_foley.codec_path`): its config section,
+and every stage end to end on a tiny synthetic corpus (a hum class and a hiss class) with a masked and an
 autoregressive prior sharing one codec."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -17,15 +16,13 @@ import torch
 import yaml
 
 from funcodec_lite.audio.io import save_audio
-from funcodec_lite.foley.codec_path import (
-    CodecTokensConfig,
-    reconstruct_clips,
-    sample_codec_tokens,
-)
-from funcodec_lite.foley.codec_path_config import codec_exp, prior_dir
 from funcodec_lite.foley.data import FoleyClip, write_foley_data_dir
-from funcodec_lite.foley.recipe import main
 from funcodec_lite.inference.tokens import load_tokens
+from funcodec_lite.lm.token_sampling import sample_class_tokens
+from funcodec_lite.recipes.dcase_foley.codec_path import reconstruct_clips
+from funcodec_lite.recipes.dcase_foley.codec_tokens import CodecTokensConfig
+from funcodec_lite.recipes.dcase_foley.command import main
+from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import load_model_dir
 
@@ -75,7 +72,7 @@ def test_config_parses_the_recipe_configs_and_the_tiny_one():
                                 ("tiny_codec_ar", "codec_lm", "SamplingConfig")):
         raw = yaml.safe_load((CONF / f"{name}.yaml").read_text())
         config = CodecTokensConfig.from_dict(raw["codec_tokens"])
-        assert (config.prior.kind, type(config.sampling_config()).__name__) == (kind, sampler)
+        assert (config.prior.kind, type(config.sampling).__name__) == (kind, sampler)
         assert config.codec.codec.sample_rate == RATE and config.n_q == 4
         shared = yaml.safe_load((CONF / "tiny_vq.yaml").read_text())
         assert (raw["classifier"], raw["generate"]) == (shared["classifier"], shared["generate"])
@@ -140,8 +137,8 @@ def runs(tmp_path_factory):
                   "--data", str(root / "data")]
         for stage in ("codec", "tokens", "token_prior", "generate_codec"):
             assert main([stage, *common]) == 0, stage
-        out[name] = argparse.Namespace(config=root / f"{name}.yaml", exp=root / "exp" / name,
-                                       data=root / "data", features=root / "features", resume=False)
+        out[name] = FoleyRun(config_path=root / f"{name}.yaml", exp=root / "exp" / name, data=root / "data",
+                             features=root / "features")
     return out
 
 
@@ -161,7 +158,7 @@ def test_every_stage_writes_clips_in_the_challenge_format(runs, name):
 
 def test_the_runs_share_one_codec_and_its_tokens(runs):
     codecs = sorted(runs["masked"].exp.parent.glob("codec_*"))
-    assert codecs == [codec_exp(runs["masked"])] == [codec_exp(runs["ar"])]
+    assert codecs == [runs["masked"].codec_exp] == [runs["ar"].codec_exp]
     assert len(list((codecs[0] / "tokens" / "train").glob("*.npz"))) == 8
     assert (codecs[0] / "tokens" / "valid" / "utt2class").read_text().count(" Rain\n") == 2
     report = json.loads((codecs[0] / "valid.json").read_text())
@@ -180,13 +177,13 @@ def test_the_prior_learns_the_toy_tokens(runs, name):
 def test_sampled_tokens_follow_the_class(runs):
     """The masked prior's tokens of each class are nearer (in code histogram) to that class's real tokens."""
     args = runs["masked"]
-    prior = load_model_dir(prior_dir(args))
-    codes = sample_codec_tokens(prior, torch.tensor([0] * 4 + [1] * 4), {"frames": 44, "steps": 4},
+    prior = load_model_dir(args.prior_dir)
+    codes = sample_class_tokens(prior, torch.tensor([0] * 4 + [1] * 4), {"frames": 44, "steps": 4},
                                 torch.Generator().manual_seed(0))
     assert codes.shape == (8, 2, 44) and int(codes.max()) < CARD
     real = {}
     for label, name in enumerate(("DogBark", "Rain")):
-        files = sorted((codec_exp(args) / "tokens" / "train").glob(f"{name}-*.npz"))
+        files = sorted((args.codec_exp / "tokens" / "train").glob(f"{name}-*.npz"))
         real[label] = torch.cat([torch.from_numpy(load_tokens(f).codes[0, 0].astype(np.int64))
                                  for f in files])
 

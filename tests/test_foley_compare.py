@@ -1,10 +1,10 @@
-"""``python -m funcodec_lite.foley.compare``: runs side by side from their stage-7 reports."""
+"""``python -m funcodec_lite.recipes.dcase_foley.compare``: runs side by side from their stage-7 reports."""
 
 from __future__ import annotations
 
 import json
 
-from funcodec_lite.foley.compare import main
+from funcodec_lite.recipes.dcase_foley.compare import main
 
 NAMES = ["DogBark", "Rain"]
 

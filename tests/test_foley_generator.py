@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
 from funcodec_lite.cli import main
 from funcodec_lite.foley.generator import FoleyGenerator, remove_dc
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm import PixelSNAIL, PixelSNAILConfig, sample_incremental
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir

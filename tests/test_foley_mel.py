@@ -7,9 +7,9 @@ from scipy.signal import get_window
 from torch.nn import functional as F
 
 from funcodec_lite.audio.io import save_audio
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig, fit_length, slaney_mel_filters
 from funcodec_lite.audio.spectral import mel_filters
 from funcodec_lite.foley.data import FoleyClip, FoleyDataError, extract_features, load_clips
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig, fit_length, slaney_mel_filters
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:

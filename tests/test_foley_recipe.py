@@ -1,6 +1,5 @@
 """The Foley recipe runs every stage on a tiny toy set and writes challenge-format clips and a FAD table."""
 
-import argparse
 import json
 import os
 import re
@@ -14,11 +13,11 @@ import soundfile as sf
 import torch
 import yaml
 
-from funcodec_lite.foley import evaluation
+from funcodec_lite.audio.mel_frontend import FoleyMel
 from funcodec_lite.foley.data import CHALLENGE_FOLDERS, FoleyFeatures
-from funcodec_lite.foley.mel import FoleyMel
-from funcodec_lite.foley.recipe_config import FoleyRunConfig
 from funcodec_lite.foley.vqvae import MelVQVAE
+from funcodec_lite.recipes.dcase_foley.evaluation import load_or_train_classifier
+from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "dcase_foley"
@@ -115,12 +114,9 @@ def test_recipe_all_stages_on_toy_data(tmp_path):
     assert len(classifiers) == 1 and re.fullmatch(r"classifier_[0-9a-f]{8}", classifiers[0].name)
     features = {s: FoleyFeatures.load(recipe / "exp" / "features" / f"{s}.npz") for s in ("train", "eval")}
     names = features["train"].class_names
-    config = FoleyRunConfig.from_yaml(recipe / "conf" / "micro.yaml")
-    classifier = evaluation._classifier(  # loads the saved one (it exists), as stage 7 does
-        argparse.Namespace(classifier_exp=classifiers[0], features=recipe / "exp" / "features"),
-        config,
-        features["train"],
-    )
+    run = FoleyRun(config_path=recipe / "conf" / "micro.yaml", exp=exp, features=recipe / "exp" / "features",
+                   classifier_override=classifiers[0])
+    classifier = load_or_train_classifier(run, features["train"])  # the saved one (it exists), as stage 7
     real, fake, generated_mels = {}, {}, {}
     mel, eval_set = FoleyMel(), features["eval"]
     with torch.no_grad():

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from funcodec_lite.foley import generation
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
 from funcodec_lite.foley.data import (
     CHALLENGE_FOLDERS,
     FoleyClip,
@@ -21,8 +21,8 @@ from funcodec_lite.foley.data import (
     match_class_names,
     read_foley_data_dir,
 )
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
-from funcodec_lite.foley.recipe import main
+from funcodec_lite.recipes.dcase_foley import generation
+from funcodec_lite.recipes.dcase_foley.command import main
 
 RATE = 22050
 MICRO = {

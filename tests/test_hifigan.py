@@ -10,8 +10,8 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils import weight_norm as old_weight_norm
 
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
 from funcodec_lite.discriminators import DiscriminatorConfig, MPDConfig, MSDConfig
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.vocoders.hifigan import (
     PRESETS,
     HiFiGANConfig,
@@ -188,7 +188,7 @@ def test_restore_weight_norm_keeps_the_output_and_the_training_layout():
 
 
 def test_folded_official_checkpoint_imported_by_the_recipe_loads_in_stage_6(tmp_path):
-    from funcodec_lite.foley.recipe import main
+    from funcodec_lite.recipes.dcase_foley.command import main
     from funcodec_lite.vocoders.hifigan_training import load_vocoder
 
     ref = _official(SMALL_V3, seed=13).eval()
@@ -213,7 +213,7 @@ def test_folded_official_checkpoint_imported_by_the_recipe_loads_in_stage_6(tmp_
 
 
 def test_recipe_refuses_a_vocoder_whose_hop_differs_from_the_mel_hop(tmp_path, capsys):
-    from funcodec_lite.foley.recipe import main
+    from funcodec_lite.recipes.dcase_foley.command import main
 
     hop_128 = {"upsample_rates": [8, 4, 4], "upsample_kernel_sizes": [16, 8, 8],
                "upsample_initial_channel": 32, "resblock": "2", "resblock_kernel_sizes": [3],

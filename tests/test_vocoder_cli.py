@@ -6,8 +6,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
 from funcodec_lite.cli import main
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.utils.weights import read_provenance
 from funcodec_lite.vocoders.data import load_vocoder_data
 

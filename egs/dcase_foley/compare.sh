@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Foley configurations side by side (docs/results.md): runs each config (the first from stage 0, the
 # others from stage 2, reusing its data and features), then writes exp/comparison.md and exp/comparison.png
-# (python -m funcodec_lite.foley.compare).
+# (python -m funcodec_lite.recipes.dcase_foley.compare).
 #   ./compare.sh [--configs "tiny_vq tiny_rvq tiny_codec tiny_codec_ar"] [--skip-runs] [run.sh options]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -28,4 +28,4 @@ for name in $configs; do
   first=
   runs+=("exp/$name")
 done
-python -m funcodec_lite.foley.compare "${runs[@]}" --out exp
+python -m funcodec_lite.recipes.dcase_foley.compare "${runs[@]}" --out exp

@@ -6,7 +6,7 @@
 #            [--dev-root DIR --eval-root DIR]   real data (default: toy data made by stage 0)
 #            [--toy-clips N] [--toy-eval-clips N] [--nj N] [--vggish WEIGHTS]
 #            [--hifigan-checkpoint g_XXXXXXXX [--hifigan-config config.json]]
-#            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.foley.recipe"]
+#            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.recipes.dcase_foley"]
 #            [--resume]   training stages (2, 4, 5) continue from their newest checkpoint
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
 #         5 vocoder, 6 generate clips per class (and exp/<run>/generator for codec generate),
@@ -56,7 +56,7 @@ done
 name=$(basename "$config" .yaml)
 exp=exp/$name
 mkdir -p "$exp/log"
-recipe="python -m funcodec_lite.foley.recipe"
+recipe="python -m funcodec_lite.recipes.dcase_foley"
 train=${launch:-$recipe}
 common=(--config "$config" --exp "$exp")
 vocoder=

@@ -17,8 +17,7 @@ from funcodec_lite.cli.common import UsageError, pick_device
 
 def load_generator(model_dir: str, device: torch.device):
     """The `FoleyGenerator` of a model directory, ready to sample; one-line errors for other kinds."""
-    from funcodec_lite import load_model_dir
-    from funcodec_lite.utils.weights import read_model_config
+    from funcodec_lite.utils.weights import load_model_dir, read_model_config
 
     kind, _ = read_model_config(model_dir)
     if kind != "foley_generator":
@@ -29,7 +28,7 @@ def load_generator(model_dir: str, device: torch.device):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Generate clips of one or more classes with a trained Foley generator."""
-    from funcodec_lite.foley.generation import write_clips
+    from funcodec_lite.foley.generator import write_clips
 
     if args.n < 1 or args.batch_size < 1:
         raise UsageError(f"-n and --batch-size must be >= 1, got {args.n} and {args.batch_size}")

@@ -14,8 +14,8 @@ import torch
 from tqdm import tqdm
 
 from funcodec_lite.audio.io import load_audio
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig, fit_length
 from funcodec_lite.data.kaldi import Utterance, read_data_dir, write_data_dir
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig, fit_length
 from funcodec_lite.utils.atomic import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -29,6 +29,11 @@ CHALLENGE_FOLDERS = {
     "Rain": "rain",
     "Sneeze_Cough": "sneeze_cough",
 }
+
+
+def output_folder(class_name: str) -> str:
+    """The challenge's folder for a class (the class name itself for classes outside the challenge)."""
+    return CHALLENGE_FOLDERS.get(class_name, class_name)
 
 
 class FoleyDataError(ValueError):

@@ -15,14 +15,20 @@ offset (the mel loss cannot see 0 Hz: the lowest Slaney filter has zero weight t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torchaudio
 from torch import nn
 
-from funcodec_lite.foley.mel import fit_length
+from funcodec_lite.audio.io import save_audio
+from funcodec_lite.audio.mel_frontend import fit_length
+from funcodec_lite.foley.data import output_folder
+from funcodec_lite.lm.pixelsnail_sampling import sample_incremental
+from funcodec_lite.lm.token_sampling import sample_class_tokens
 from funcodec_lite.utils.weights import config_from_dict, config_to_dict, model_class
 
 PATHS = {"mel": ("prior", "autoencoder", "vocoder"), "codec": ("prior", "codec")}
@@ -129,8 +135,6 @@ class FoleyGenerator(nn.Module):
         Returns:
             [B, num_samples] audio at ``sample_rate``.
         """
-        import time
-
         clock = time.perf_counter()
 
         def lap(phase: str) -> None:
@@ -143,19 +147,16 @@ class FoleyGenerator(nn.Module):
         if self.config.path == "mel":
             wavs = self._generate_mel(labels, generator, lap)
         else:
-            from funcodec_lite.foley.codec_path import sample_codec_tokens
-
             with one_thread():
-                codes = sample_codec_tokens(self.parts["prior"], labels, self.config.sampling, generator)
+                codes = sample_class_tokens(self.parts["prior"], labels, self.config.sampling, generator)
             lap("sample")
             wavs = self.parts["codec"].decode(codes)[:, 0].float()
             lap("decode")
         wavs = fit_length(remove_dc(wavs, self.config.sample_rate), self.config.num_samples)
         return wavs.clamp(-1.0, 1.0)
 
-    def _generate_mel(self, labels: torch.Tensor, generator: torch.Generator | None, lap) -> torch.Tensor:
-        from funcodec_lite.lm import sample_incremental
-
+    def _generate_mel(self, labels: torch.Tensor, generator: torch.Generator | None,
+                      lap: Callable[[str], None]) -> torch.Tensor:
         prior, autoencoder = self.parts["prior"], self.parts["autoencoder"]
         temperature = float(self.config.sampling.get("temperature", 1.0))
         with one_thread():
@@ -167,3 +168,24 @@ class FoleyGenerator(nn.Module):
         wavs = self.parts["vocoder"].synthesize(mels, generator=generator)[:, 0]
         lap("vocode")
         return wavs
+
+
+@torch.no_grad()
+def write_clips(model: FoleyGenerator, out_root: Path, clips_per_class: int, batch_size: int, seed: int,
+                classes: list[str] | None = None) -> dict[str, float]:
+    """``clips_per_class`` clips of each class (default: all) as ``out_root/<challenge folder>/NNN.wav``
+    (16-bit PCM at the model's rate and length, batches of ``batch_size`` [B, num_samples]); returns the
+    seconds spent per phase."""
+    generator = torch.Generator().manual_seed(seed)
+    timing: dict[str, float] = {}
+    for name in classes or model.config.class_names:
+        label = model.label(name)
+        folder = out_root / output_folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for start in range(0, clips_per_class, batch_size):
+            count = min(batch_size, clips_per_class - start)
+            wavs = model.generate(torch.full((count,), label), generator, timing)
+            for k, wav in enumerate(wavs):
+                save_audio(folder / f"{start + k:03d}.wav", wav, model.config.sample_rate, "PCM_16")
+        print(f"{name}: {clips_per_class} clips -> {folder}")
+    return timing

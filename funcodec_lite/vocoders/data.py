@@ -7,8 +7,8 @@ import os
 import torch
 
 from funcodec_lite.audio.io import load_audio
+from funcodec_lite.audio.mel_frontend import FoleyMel
 from funcodec_lite.data.kaldi import read_data_dir
-from funcodec_lite.foley.mel import FoleyMel
 
 
 @torch.no_grad()

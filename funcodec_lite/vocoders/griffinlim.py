@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from funcodec_lite.foley.mel import slaney_mel_filters
+from funcodec_lite.audio.mel_frontend import slaney_mel_filters
 
 
 @dataclass
 class GriffinLimConfig:
     """Args:
         sample_rate, n_fft, hop_length, win_length, num_mels, fmin, fmax: the mel front end's settings
-            (the defaults are the Foley recipe's, `funcodec_lite.foley.mel.FoleyMelConfig`).
+            (the defaults are the Foley recipe's, `funcodec_lite.audio.mel_frontend.FoleyMelConfig`).
         n_iter: Griffin-Lim iterations.
         momentum: the fast Griffin-Lim momentum (0: the original algorithm).
         power: the mel's magnitude exponent (1: magnitude, as the recipe's front end).

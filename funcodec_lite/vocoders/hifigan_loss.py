@@ -8,8 +8,8 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
 from funcodec_lite.discriminators import DiscriminatorConfig, DiscriminatorOutputs, MultiDiscriminator
-from funcodec_lite.foley.mel import FoleyMel, FoleyMelConfig
 from funcodec_lite.losses.adversarial import (
     feature_matching_loss,
     lsgan_discriminator_loss,

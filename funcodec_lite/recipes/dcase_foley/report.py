@@ -8,7 +8,6 @@ them and copies of a few real clips under ``report/real/``.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import shutil
@@ -18,10 +17,10 @@ import numpy as np
 import torch
 
 from funcodec_lite.audio.io import load_audio
-from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
-from funcodec_lite.foley.evaluation import generated_files
-from funcodec_lite.foley.generation import output_folder
-from funcodec_lite.foley.mel import FoleyMel, hz_to_mel_slaney, mel_to_hz_slaney, recipe_front_end
+from funcodec_lite.audio.mel_frontend import FoleyMel, hz_to_mel_slaney, mel_to_hz_slaney, recipe_front_end
+from funcodec_lite.foley.data import output_folder, read_foley_data_dir
+from funcodec_lite.recipes.dcase_foley.evaluation import generated_files
+from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 from funcodec_lite.utils.atomic import atomic_path
 
 EXAMPLES = 3  # real and generated clips per class on the page and in the plots
@@ -109,34 +108,34 @@ def plot_scores(path: Path, report: dict, names: list[str], title: str) -> None:
     _save(figure, path)
 
 
-def stage_plot(args: argparse.Namespace) -> None:
+def stage_plot(run: FoleyRun) -> None:
     """8: the plots and ``report.html`` of a run (after stage 7, whose ``fad.json`` it reads)."""
-    report_path = args.exp / "fad.json"
+    report_path = run.exp / "fad.json"
     if not report_path.is_file():
         raise FileNotFoundError(f"{report_path}: missing, run stage 7 first")
     report = json.loads(report_path.read_text())
-    reference = FoleyFeatures.load(args.features / f"{report['reference']}.npz")
+    reference = run.load_features(report["reference"])
     names = reference.class_names
-    files = generated_files(args.exp, names)
+    files = generated_files(run.exp, names)
     mel = recipe_front_end()
-    real_paths = {c.utt_id: Path(c.path) for c in read_foley_data_dir(args.data / report["reference"])}
+    real_paths = {c.utt_id: Path(c.path) for c in read_foley_data_dir(run.data / report["reference"])}
     examples: dict[str, dict[str, list[str]]] = {}
     for label, name in enumerate(names):
         utts = [u for u, y in zip(reference.utt_ids, reference.labels.tolist()) if y == label][:EXAMPLES]
         real_copies = []
         for utt in utts:  # copies, so the page links only paths inside exp/<run>/
-            target = args.exp / "report" / "real" / output_folder(name) / f"{utt}.wav"
+            target = run.exp / "report" / "real" / output_folder(name) / f"{utt}.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(real_paths[utt], target)
             real_copies.append(target)
         fake = files[name][:EXAMPLES]
-        plot_class(args.exp / "plots" / f"{output_folder(name)}.png", name, _mels(real_copies, mel),
+        plot_class(run.exp / "plots" / f"{output_folder(name)}.png", name, _mels(real_copies, mel),
                    _mels(fake, mel), mel)
-        examples[name] = {"real": [_relative(p, args.exp) for p in real_copies],
-                          "generated": [_relative(p, args.exp) for p in fake]}
-    plot_scores(args.exp / "plots" / "scores.png", report, names, args.exp.name)
-    write_report_html(args.exp / "report.html", args.exp.name, report, names, examples)
-    print(f"wrote {args.exp / 'plots'} and {args.exp / 'report.html'}")
+        examples[name] = {"real": [_relative(p, run.exp) for p in real_copies],
+                          "generated": [_relative(p, run.exp) for p in fake]}
+    plot_scores(run.exp / "plots" / "scores.png", report, names, run.exp.name)
+    write_report_html(run.exp / "report.html", run.exp.name, report, names, examples)
+    print(f"wrote {run.exp / 'plots'} and {run.exp / 'report.html'}")
 
 
 def _mels(paths: list[Path], mel: FoleyMel) -> torch.Tensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -10,14 +9,14 @@ import numpy as np
 import torch
 
 from funcodec_lite.audio.io import load_audio
+from funcodec_lite.audio.mel_frontend import FoleyMel, recipe_front_end
 from funcodec_lite.foley.classifier import FoleyClassifier, accuracy, embed_features, train_classifier
-from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
-from funcodec_lite.foley.generation import output_folder
-from funcodec_lite.foley.mel import FoleyMel, recipe_front_end
-from funcodec_lite.foley.recipe_config import FoleyRunConfig
+from funcodec_lite.foley.data import FoleyFeatures, output_folder, read_foley_data_dir
 from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.metrics.fad import fad_matrix
 from funcodec_lite.metrics.vggish import embed_wav_files, load_vggish_weights
+from funcodec_lite.recipes.dcase_foley.codec_path import reconstruct_clips
+from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 from funcodec_lite.utils.atomic import atomic_path, write_json
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 
@@ -51,66 +50,63 @@ def _mels(wavs: torch.Tensor, mel: FoleyMel) -> torch.Tensor:
     return torch.cat([mel(wavs[i : i + 32]) for i in range(0, len(wavs), 32)])
 
 
-def reconstructed_mels(args: argparse.Namespace, config: FoleyRunConfig, reference: FoleyFeatures,
-                       real_wavs: torch.Tensor, mel: FoleyMel) -> torch.Tensor:
+def reconstructed_mels(run: FoleyRun, reference: FoleyFeatures, real_wavs: torch.Tensor,
+                       mel: FoleyMel) -> torch.Tensor:
     """The real reference clips through the run's autoencoder (what the prior can at best reproduce):
     mel path: the mel VQ-VAE's encode/decode; codec path: the codec's, measured on the decoded audio."""
-    if config.path == "codec":
-        from funcodec_lite.foley.codec_path import reconstruct_clips
-
-        return _mels(reconstruct_clips(args, real_wavs), mel)
-    autoencoder = MelVQVAE.from_pretrained(args.exp / "vqvae" / "model")
+    if run.config.path == "codec":
+        return _mels(reconstruct_clips(run, real_wavs), mel)
+    autoencoder = MelVQVAE.from_pretrained(run.exp / "vqvae" / "model")
     return torch.cat([
         autoencoder.decode_codes(autoencoder.encode(reference.mels[i : i + 32, None])).flatten(1, 2)
         for i in range(0, len(reference.mels), 32)
     ])
 
 
-def _classifier(args: argparse.Namespace, config: FoleyRunConfig, train: FoleyFeatures) -> FoleyClassifier:
+def load_or_train_classifier(run: FoleyRun, train: FoleyFeatures) -> FoleyClassifier:
     """The recipe's classifier, trained on the real training clips once and reused by every run with the
     same classifier settings and training data (``--classifier-exp`` defaults to a directory keyed by
-    both, see `funcodec_lite.foley.recipe.keyed_model_dirs`)."""
-    directory = args.classifier_exp / "model"
+    both, `FoleyRun.classifier_exp`)."""
+    directory = run.classifier_exp / "model"
     if (directory / "model.safetensors").is_file():
         return load_model_dir(directory, FoleyClassifier.model_kind)
-    classifier_config = dataclasses.replace(config.classifier, num_classes=len(train.class_names))
+    classifier_config = dataclasses.replace(run.config.classifier, num_classes=len(train.class_names))
     with torch.enable_grad():  # stage_evaluate runs under no_grad
         model = train_classifier(train.mels, train.labels, classifier_config, seed=0,
-                                 provenance={"data": str(args.features / "train.npz"),
+                                 provenance={"data": str(run.features / "train.npz"),
                                              "clips": len(train.utt_ids)})
-    save_model_dir(directory, model, {"data": str(args.features / "train.npz"), "clips": len(train.utt_ids)})
+    save_model_dir(directory, model, {"data": str(run.features / "train.npz"), "clips": len(train.utt_ids)})
     return model
 
 
 @torch.no_grad()
-def stage_evaluate(args: argparse.Namespace) -> None:
+def stage_evaluate(run: FoleyRun) -> None:
     """7: FAD per class (generated vs real evaluation clips) and the classifier's accuracy on generations.
 
     Without an eval split (no ``--eval-root`` at stage 0) the real reference is the valid split (held
     out of every model's training, but a tenth of the dev set): a line says so, and fad.json
     (``"reference": "valid"``, ``"reference_note"``) and fad.md record it.
     """
-    config = FoleyRunConfig.from_yaml(args.config)
-    train = FoleyFeatures.load(args.features / "train.npz")
-    reference_split = "eval" if (args.features / "eval.npz").is_file() else "valid"
+    train = run.load_features("train")
+    reference_split = "eval" if (run.features / "eval.npz").is_file() else "valid"
     note = None
     if reference_split == "valid":
-        note = (f"no eval split ({args.features / 'eval.npz'}): FAD and held-out accuracy use the valid "
+        note = (f"no eval split ({run.features / 'eval.npz'}): FAD and held-out accuracy use the valid "
                 "split (dev-set clips held out of training), not the challenge's evaluation set")
         print(f"evaluate: {note}")
-    reference = FoleyFeatures.load(args.features / f"{reference_split}.npz")
+    reference = run.load_features(reference_split)
     names = train.class_names
-    classifier = _classifier(args, config, train)
-    files = generated_files(args.exp, names)
+    classifier = load_or_train_classifier(run, train)
+    files = generated_files(run.exp, names)
     mel = recipe_front_end()
-    real_clips = {c.utt_id: c.path for c in read_foley_data_dir(args.data / reference_split)}
+    real_clips = {c.utt_id: c.path for c in read_foley_data_dir(run.data / reference_split)}
     real_wavs = _wavs_of([real_clips[u] for u in reference.utt_ids], mel.config.sample_rate)
     generated_wavs = {name: _wavs_of(files[name], mel.config.sample_rate) for name in names}
     generated = {name: _mels(generated_wavs[name], mel) for name in names}
     noise_floor = {name: {"real": noise_floor_db(real_wavs[reference.labels == i]),
                           "generated": noise_floor_db(generated_wavs[name])} for i, name in enumerate(names)}
     held_out = accuracy(classifier, reference.mels, reference.labels)
-    reconstructed = reconstructed_mels(args, config, reference, real_wavs, mel)
+    reconstructed = reconstructed_mels(run, reference, real_wavs, mel)
     per_class_reconstructed = {
         name: accuracy(classifier, reconstructed[mask], reference.labels[mask])
         for i, name in enumerate(names)
@@ -120,8 +116,8 @@ def stage_evaluate(args: argparse.Namespace) -> None:
         name: accuracy(classifier, generated[name], torch.full((len(files[name]),), i))
         for i, name in enumerate(names)
     }
-    if args.vggish:
-        model = load_vggish_weights(args.vggish)
+    if run.vggish:
+        model = load_vggish_weights(run.vggish)
         real = {
             name: embed_wav_files(
                 model,
@@ -159,9 +155,9 @@ def stage_evaluate(args: argparse.Namespace) -> None:
         "noise_floor_db": noise_floor,
         "fad_matrix": matrix.values.tolist(),
     }
-    write_json(args.exp / "fad.json", report)
-    write_fad_table(args.exp / "fad.md", report, names)
-    print((args.exp / "fad.md").read_text())
+    write_json(run.exp / "fad.json", report)
+    write_fad_table(run.exp / "fad.md", report, names)
+    print((run.exp / "fad.md").read_text())
 
 
 def write_fad_table(path: Path, report: dict, names: list[str]) -> None:

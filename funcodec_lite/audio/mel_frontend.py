@@ -1,4 +1,5 @@
-"""The DCASE 2023 Task 7 baseline's log-mel front-end (HiFi-GAN's ``mel_spectrogram``, 80 x 344 per clip)."""
+"""The DCASE 2023 Task 7 baseline's log-mel front end (HiFi-GAN's ``mel_spectrogram``, 80 x 344 per clip): the
+input of the Foley models and of every vocoder kind."""
 
 from __future__ import annotations
 

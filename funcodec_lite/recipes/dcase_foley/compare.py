@@ -1,4 +1,4 @@
-"""Foley runs side by side: ``python -m funcodec_lite.foley.compare exp/tiny_vq exp/tiny_rvq ... --out DIR``.
+"""Foley runs side by side: ``python -m funcodec_lite.recipes.dcase_foley.compare exp/tiny_vq ... --out DIR``.
 
 Reads each run's stage-7 report (``fad.json``), stage times (``log/stage_times.tsv``) and generation timing
 (``generated/timing.json``) and writes ``comparison.md`` (per-class FAD, own-class-nearest, classifier
@@ -119,7 +119,7 @@ def plot_comparison(path: Path, runs: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m funcodec_lite.foley.compare",
+    parser = argparse.ArgumentParser(prog="python -m funcodec_lite.recipes.dcase_foley.compare",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="exp/<run> directories")
     parser.add_argument("--out", type=Path, default=Path("exp"), help="where comparison.md/.png go")
