@@ -13,8 +13,10 @@ from torch import nn
 from torch.autograd.functional import jacobian
 from torch.nn.parallel import DistributedDataParallel
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, read_provenance
+from funcodec_lite.train.engine_config import LoopConfig
+from funcodec_lite.utils.weights import read_provenance
 from funcodec_lite.vocoders.flow_layers import (
     ActNorm,
     AffineCoupling,
@@ -26,7 +28,7 @@ from funcodec_lite.vocoders.flow_layers import (
 )
 from funcodec_lite.vocoders.flowavenet import FloWaveNet, FloWaveNetConfig, flowavenet_tiny
 from funcodec_lite.vocoders.likelihood_training import (
-    LikelihoodLoopConfig,
+    LIKELIHOOD_LOOP,
     TrainingLoss,
     train_likelihood_vocoder,
 )
@@ -216,13 +218,13 @@ def trained(tmp_path_factory):
     freqs = torch.tensor([220.0, 330.0, 440.0, 550.0, 660.0, 880.0, 990.0, 1100.0])
     wavs = 0.5 * torch.sin(2 * math.pi * freqs[:, None] * t)
     mels = FoleyMel(mel_config)(wavs)
-    loop = LikelihoodLoopConfig(steps=30, batch_size=4, segment_frames=4, lr=1e-3, log_every=5,
-                                checkpoint_every=1000)
+    loop = LoopConfig.from_dict({"steps": 30, "batch_size": 4, "lr": 1e-3, "log_every": 5,
+                                 "checkpoint_every": 1000}, LIKELIHOOD_LOOP)
     runs = {}
     for kind, (cls, preset) in MODELS.items():
         exp_dir = tmp_path_factory.mktemp(kind)
         build = lambda cls=cls, preset=preset: cls(preset())  # noqa: E731
-        model = train_likelihood_vocoder(build, mels, wavs, loop, exp_dir)
+        model = train_likelihood_vocoder(build, mels, wavs, loop, exp_dir, segment_frames=4)
         lines = (exp_dir / "train.jsonl").read_text().splitlines()
         runs[kind] = model, [json.loads(line)["loss"] for line in lines], exp_dir
     return runs

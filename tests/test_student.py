@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, save_model_dir
-from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig, train_likelihood_vocoder
+from funcodec_lite.train.engine_config import LoopConfig
+from funcodec_lite.utils.weights import save_model_dir
+from funcodec_lite.vocoders.likelihood_training import LIKELIHOOD_LOOP, train_likelihood_vocoder
 from funcodec_lite.vocoders.student import (
     PRESETS,
     StudentConfig,
@@ -191,9 +193,10 @@ def test_engine_training_and_model_dir_round_trip(tmp_path):
     t = torch.arange(4 * mel_config.hop_length) / mel_config.sample_rate
     wavs = 0.5 * torch.sin(2 * math.pi * torch.tensor([220.0, 440.0])[:, None] * t)
     mels = FoleyMel(mel_config)(wavs)
-    loop = LikelihoodLoopConfig(steps=3, batch_size=2, segment_frames=2, log_every=1, checkpoint_every=1000)
+    loop = LoopConfig.from_dict({"steps": 3, "batch_size": 2, "log_every": 1, "checkpoint_every": 1000},
+                                LIKELIHOOD_LOOP)
     model = train_likelihood_vocoder(lambda: build_student(student_tiny(), teacher_dir), mels, wavs, loop,
-                                     tmp_path / "exp")
+                                     tmp_path / "exp", segment_frames=2)
     loaded = load_model_dir(tmp_path / "exp" / "model", kind="student")
     assert type(loaded) is StudentVocoder and loaded.config == model.config and not loaded._teacher
     outputs = [m.synthesize(mels[:1], generator=torch.Generator().manual_seed(3)) for m in (model, loaded)]

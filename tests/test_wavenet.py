@@ -8,22 +8,21 @@ import math
 import pytest
 import torch
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig
-from funcodec_lite.utils.weights import load_model_dir, read_provenance
-from funcodec_lite.vocoders.likelihood_training import LikelihoodLoopConfig, train_likelihood_vocoder
-from funcodec_lite.vocoders.wavenet import (
-    PRESETS,
-    WaveNetConfig,
-    WaveNetVocoder,
+from funcodec_lite.train.engine_config import LoopConfig
+from funcodec_lite.utils.weights import read_provenance
+from funcodec_lite.vocoders.likelihood_training import LIKELIHOOD_LOOP, train_likelihood_vocoder
+from funcodec_lite.vocoders.wavenet import PRESETS, WaveNetConfig, WaveNetVocoder, wavenet_tiny
+from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
+from funcodec_lite.vocoders.wavenet_outputs import (
     discretized_logistic_log_prob,
     gaussian_log_prob,
     mol_log_density,
     mol_log_prob,
     mulaw_decode,
     mulaw_encode,
-    wavenet_tiny,
 )
-from funcodec_lite.vocoders.wavenet_layers import MelUpsampler, WaveNetStack
 from funcodec_lite.vocoders.wavenet_sampling import incremental_sample, naive_sample
 
 
@@ -197,10 +196,11 @@ def trained(tmp_path_factory):
     t = torch.arange(frames * mel_config.hop_length) / mel_config.sample_rate
     wavs = 0.5 * torch.sin(2 * math.pi * torch.tensor([220.0, 330.0, 440.0, 660.0])[:, None] * t)
     mels = FoleyMel(mel_config)(wavs)
-    loop = LikelihoodLoopConfig(steps=40, batch_size=4, segment_frames=2, lr=3e-3, log_every=5,
-                                checkpoint_every=1000)
+    loop = LoopConfig.from_dict({"steps": 40, "batch_size": 4, "lr": 3e-3, "log_every": 5,
+                                 "checkpoint_every": 1000}, LIKELIHOOD_LOOP)
     exp_dir = tmp_path_factory.mktemp("wavenet")
-    model = train_likelihood_vocoder(lambda: WaveNetVocoder(wavenet_tiny()), mels, wavs, loop, exp_dir)
+    model = train_likelihood_vocoder(lambda: WaveNetVocoder(wavenet_tiny()), mels, wavs, loop, exp_dir,
+                                     segment_frames=2)
     losses = [json.loads(line)["loss"] for line in (exp_dir / "train.jsonl").read_text().splitlines()]
     return model, losses, exp_dir, mels
 

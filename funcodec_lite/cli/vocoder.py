@@ -24,8 +24,8 @@ def _front_end(sample_rate: int):
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a vocoder of any kind on the utterances of a Kaldi data directory."""
+    from funcodec_lite import load_model_dir
     from funcodec_lite.utils.config import load_yaml
-    from funcodec_lite.utils.weights import load_model_dir
     from funcodec_lite.vocoders.data import load_vocoder_data
     from funcodec_lite.vocoders.training import loop_config, train_any_vocoder, vocoder_config
 
@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         loss = build_dataclass(HiFiGANLossConfig, load_yaml(Path(args.loss_config).read_text()) or {}, "loss")
     mel = _front_end(args.sample_rate)
-    frames = getattr(loop, "segment_frames", 32) if loop is not None else 32
+    frames = loop.segment_frames if loop is not None else 32
     mels, wavs = load_vocoder_data(args.data_dir, mel, chunk_frames=max(args.chunk_frames, frames))
     print(f"codec vocoder train: {args.kind} {args.preset} on {len(mels)} chunks of {mels.shape[-1]} frames")
     train_any_vocoder(args.kind, config, mels, wavs, loop, args.exp_dir, loss, resume=args.resume,

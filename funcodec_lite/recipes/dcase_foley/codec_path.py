@@ -1,8 +1,8 @@
 """The Foley recipe's codec-token path: codec -> tokens -> class-conditional token prior -> codec decoder.
 
 Instead of the mel autoencoder, PixelSNAIL and a vocoder, a run with a ``codec_tokens`` section trains a
-codec on the training clips (the codec trainer, `funcodec_lite.train.trainer`), tokenizes the clips (the
-tokenization job, `funcodec_lite.jobs.tokenize`), trains a class-conditional token model on the engine
+codec on the training clips (the codec trainer, `funcodec_lite.codec.training.task`), tokenizes the clips
+(the tokenization job, `funcodec_lite.jobs.tokenize`), trains a class-conditional token model on the engine
 (`funcodec_lite.lm.training`: ``masked_lm``, sampled with MaskGIT, or ``codec_lm``, sampled
 autoregressively with a KV cache) and decodes sampled tokens with the codec.
 
@@ -29,13 +29,13 @@ import torch
 from funcodec_lite.audio.mel_frontend import recipe_front_end
 from funcodec_lite.codec.loading import model_id
 from funcodec_lite.codec.model import Codec
+from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.foley.data import FoleyDataError, load_clips, read_foley_data_dir
 from funcodec_lite.foley.generator import FoleyGenerator
 from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 from funcodec_lite.lm.data import ExampleDataset, heldout_batches, read_labels, token_examples
 from funcodec_lite.lm.training import heldout_nll, train_lm
 from funcodec_lite.recipes.dcase_foley.run import FoleyRun, require_model
-from funcodec_lite.train.trainer import Trainer
 from funcodec_lite.utils.atomic import write_json
 from funcodec_lite.utils.weights import load_model_dir, read_provenance
 

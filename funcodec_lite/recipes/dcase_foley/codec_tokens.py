@@ -7,11 +7,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from funcodec_lite.audio.mel_frontend import recipe_front_end
+from funcodec_lite.codec.training.config import TrainConfig
 from funcodec_lite.lm.generate import SamplingConfig
 from funcodec_lite.lm.maskgit import MaskGITConfig
 from funcodec_lite.lm.token_sampling import CLASS_PRIOR_KINDS
 from funcodec_lite.lm.training import LMTrainConfig
-from funcodec_lite.train.config import TrainConfig
 from funcodec_lite.utils.config import ConfigError
 
 SECTIONS = ("codec", "prior", "sampling")
