@@ -104,6 +104,8 @@ _LATER_FIELDS: dict[tuple[str, ...], object] = {
     ("input_gain",): 1.0,
     ("quantizer", "dead_code_ratio"): 0.1,
     ("quantizer", "revival_grace"): 100,
+    ("quantizer", "kind"): "rvq",
+    ("quantizer", "levels"): None,
     ("model", "decoder_head"): "conv",
     ("model", "istft_blocks"): 4,
     ("model", "istft_width"): None,

@@ -17,7 +17,7 @@ from funcodec_lite.modules.frame_codec import VocosEncoder
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
-from funcodec_lite.quantization import ResidualVectorQuantizer, SemanticAugmentation
+from funcodec_lite.quantization import SemanticAugmentation, build_quantizer
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_as, save_model_dir
 
@@ -99,7 +99,7 @@ class Codec(nn.Module):
             self.encoder = FreqEncoder(model)
             self.decoder = FreqDecoder(dataclasses.replace(model, dimension=decoder_dim))
             self.samples_per_frame = config.stft.hop_length * model.hop
-        self.quantizer = ResidualVectorQuantizer(quantizer)
+        self.quantizer = build_quantizer(quantizer)
 
     # ----------------------------------------------------------------------------------------------
     # Properties a tokenizer user needs

@@ -1,20 +1,26 @@
-"""Residual vector quantization: codebooks, RVQ, distributed sync and semantic augmentation."""
+"""Residual quantization (VQ codebooks or FSQ grids), distributed sync and semantic augmentation."""
 
+from .builder import Quantizer, build_quantizer
 from .codebook import CodebookUpdate, EuclideanCodebook
+from .fsq import ResidualFSQ
 from .kmeans import KMeansResult, kmeans
-from .rvq import QuantizerOutput, ResidualVectorQuantizer, RVQConfig
+from .rvq import QUANTIZER_KINDS, QuantizerOutput, ResidualVectorQuantizer, RVQConfig
 from .search import nearest_codes
 from .semantic import SemanticAugmentation, SemanticConfig
 
 __all__ = [
+    "QUANTIZER_KINDS",
     "CodebookUpdate",
     "EuclideanCodebook",
     "KMeansResult",
+    "Quantizer",
     "QuantizerOutput",
     "RVQConfig",
+    "ResidualFSQ",
     "ResidualVectorQuantizer",
     "SemanticAugmentation",
     "SemanticConfig",
+    "build_quantizer",
     "kmeans",
     "nearest_codes",
 ]

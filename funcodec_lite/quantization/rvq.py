@@ -17,16 +17,22 @@ from .search import DEFAULT_MAX_ROWS
 _STEP_MIX = 0x9E3779B97F4A7C15
 _STREAM_MIX = 0xBF58476D1CE4E5B9
 _DROPOUT_STREAM = 0
+QUANTIZER_KINDS = ("rvq", "fsq")
 
 
 @dataclass
 class RVQConfig:
-    """Residual vector quantizer settings (field names are the YAML keys).
+    """Quantizer settings (field names are the YAML keys): residual VQ, or residual FSQ (`fsq.py`).
 
     Attributes:
+        kind: ``rvq`` (residual VQ with EMA codebooks) or ``fsq`` (residual finite scalar quantization;
+            it uses ``levels``, ``dim``, ``n_q`` and the dropout fields, and ignores the codebook ones).
         dim: latent dimension D.
         n_q: number of layers (codebooks).
-        codebook_size: codes per layer K.
+        codebook_size: codes per layer K. Left out (None): 1024 for ``rvq``, prod(levels) for ``fsq``
+            (where a value given must equal that product).
+        levels: FSQ only: quantization levels per projected channel, each >= 3 (e.g. [8, 5, 5, 5]:
+            1000 codes, comparable with 1024-code RVQ).
         decay: EMA decay of the codebook statistics.
         epsilon: Laplace smoothing of cluster sizes.
         kmeans_init: initialise each codebook by k-means on the first training batch.
@@ -44,9 +50,11 @@ class RVQConfig:
             probability p, gets its own random n_q, the others use all n_q layers.
     """
 
+    kind: str = "rvq"
     dim: int = 128
     n_q: int = 32
-    codebook_size: int = 1024
+    codebook_size: int | None = None
+    levels: list[int] | None = None
     decay: float = 0.99
     epsilon: float = 1e-5
     kmeans_init: bool = True
@@ -57,6 +65,23 @@ class RVQConfig:
     quantizer_dropout: bool = False
     dropout_choices: list[int] | None = None
     dropout_per_item: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in QUANTIZER_KINDS:
+            raise ValueError(f"quantizer kind must be one of {QUANTIZER_KINDS}, got {self.kind!r}")
+        if self.kind == "rvq":
+            if self.levels is not None:
+                raise ValueError("levels is an FSQ setting (kind: fsq)")
+            self.codebook_size = 1024 if self.codebook_size is None else self.codebook_size
+            return
+        if not self.levels or any(type(n) is not int or n < 3 for n in self.levels):
+            raise ValueError(f"kind fsq needs levels: a list of integers >= 3, got {self.levels!r}")
+        self.levels = list(self.levels)
+        size = math.prod(self.levels)
+        if self.codebook_size not in (None, size):
+            raise ValueError(f"codebook_size ({self.codebook_size}) must equal prod(levels) = {size} for "
+                             "kind fsq (or be left out)")
+        self.codebook_size = size
 
 
 class QuantizerOutput(NamedTuple):
@@ -103,6 +128,41 @@ def _code_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return entropy, torch.exp2(entropy)
 
 
+def check_dropout(config: RVQConfig) -> None:
+    """Raises ValueError unless ``dropout_choices`` lie in 1..n_q and ``dropout_per_item`` in [0, 1]."""
+    if config.dropout_choices is not None:
+        bad = [c for c in config.dropout_choices if not 1 <= c <= config.n_q]
+        if bad or not config.dropout_choices:
+            raise ValueError(f"dropout_choices must lie in 1..{config.n_q}, got {config.dropout_choices}")
+    if not 0.0 <= config.dropout_per_item <= 1.0:
+        raise ValueError(f"dropout_per_item must be in [0, 1], got {config.dropout_per_item}")
+
+
+def step_generator(step: torch.Tensor, stream: int) -> torch.Generator:
+    """A CPU generator seeded from a quantizer's training-step counter and a stream id."""
+    seed = (int(step.item()) * _STEP_MIX + stream * _STREAM_MIX) % (2**63)
+    return torch.Generator().manual_seed(seed)
+
+
+def draw_dropout_n_q(
+    config: RVQConfig, batch: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, int]:
+    """Quantizer dropout: per-item number of layers, long [B] (CPU), and its maximum over processes.
+
+    Per-item draws are made for the whole batch concatenated over processes (in rank order) and
+    each process keeps its own items, so a distributed batch gets the same draws as one process.
+    """
+    choices = torch.tensor(config.dropout_choices or list(range(1, config.n_q + 1)), dtype=torch.long)
+    if config.dropout_per_item <= 0:
+        n = int(choices[torch.randint(0, len(choices), (1,), generator=generator)].item())
+        return torch.full((batch,), n, dtype=torch.long), n
+    offset, total = global_rows(batch, device)
+    own = torch.rand(total, generator=generator) < config.dropout_per_item
+    pick = choices[torch.randint(0, len(choices), (total,), generator=generator)]
+    drawn = torch.where(own, pick, torch.full_like(pick, config.n_q))
+    return drawn[offset : offset + batch].clone(), int(drawn.max().item())
+
+
 class ResidualVectorQuantizer(nn.Module):
     """Residual vector quantizer: layer i quantizes what layers 0..i-1 left over.
 
@@ -131,12 +191,9 @@ class ResidualVectorQuantizer(nn.Module):
 
     def __init__(self, config: RVQConfig):
         super().__init__()
-        if config.dropout_choices is not None:
-            bad = [c for c in config.dropout_choices if not 1 <= c <= config.n_q]
-            if bad or not config.dropout_choices:
-                raise ValueError(f"dropout_choices must lie in 1..{config.n_q}, got {config.dropout_choices}")
-        if not 0.0 <= config.dropout_per_item <= 1.0:
-            raise ValueError(f"dropout_per_item must be in [0, 1], got {config.dropout_per_item}")
+        if config.kind != "rvq":
+            raise ValueError(f"ResidualVectorQuantizer needs kind rvq, got {config.kind!r}")
+        check_dropout(config)
         self.config = config
         self.layers = nn.ModuleList(
             EuclideanCodebook(
@@ -168,8 +225,7 @@ class ResidualVectorQuantizer(nn.Module):
         return max(1, min(self.n_q, n))
 
     def _generator(self, stream: int) -> torch.Generator:
-        seed = (int(self.step.item()) * _STEP_MIX + stream * _STREAM_MIX) % (2**63)
-        return torch.Generator().manual_seed(seed)
+        return step_generator(self.step, stream)
 
     def _check_n_q(self, n_q: int | None) -> int:
         if n_q is None:
@@ -181,20 +237,8 @@ class ResidualVectorQuantizer(nn.Module):
     def _draw_n_q(
         self, batch: int, generator: torch.Generator, device: torch.device
     ) -> tuple[torch.Tensor, int]:
-        """Quantizer dropout: per-item number of layers, long [B] (CPU), and its maximum over processes.
-
-        Per-item draws are made for the whole batch concatenated over processes (in rank order) and
-        each process keeps its own items, so a distributed batch gets the same draws as one process.
-        """
-        choices = torch.tensor(self.config.dropout_choices or list(range(1, self.n_q + 1)), dtype=torch.long)
-        if self.config.dropout_per_item <= 0:
-            n = int(choices[torch.randint(0, len(choices), (1,), generator=generator)].item())
-            return torch.full((batch,), n, dtype=torch.long), n
-        offset, total = global_rows(batch, device)
-        own = torch.rand(total, generator=generator) < self.config.dropout_per_item
-        pick = choices[torch.randint(0, len(choices), (total,), generator=generator)]
-        drawn = torch.where(own, pick, torch.full_like(pick, self.n_q))
-        return drawn[offset : offset + batch].clone(), int(drawn.max().item())
+        """Quantizer dropout: per-item number of layers (see `draw_dropout_n_q`)."""
+        return draw_dropout_n_q(self.config, batch, generator, device)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
