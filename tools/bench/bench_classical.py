@@ -8,9 +8,10 @@ Usage: python tools/bench/bench_classical.py [--data egs/speech_codec/data/real_
 The data directory is a Kaldi one (``wav.scp``); ``tools/make_real_speech_set.py`` makes the default one
 from human recordings shipped in Debian and PyPI packages. Every system encodes and decodes every utterance
 at 16 kHz; its output is time-aligned to the reference (the system's constant delay is the median over the
-utterances of the cross-correlation peak, within +-100 ms), written to ``OUT/hyp/<system>/<utt>.wav`` and
-scored by ``codec eval``'s own function (`funcodec_lite.jobs.evaluate.score_files`), so every score that
-job reports becomes a column here. Bit rates are measured: payload bits over seconds of audio (codec2: its
+utterances of the lag that `classical_codecs.find_delay` finds within +-100 ms: the peak of the amplitude
+envelopes' cross-correlation, refined on the waveform), written to ``OUT/hyp/<system>/<utt>.wav`` and scored
+by ``codec eval``'s own function (`funcodec_lite.jobs.evaluate.score_files`), so every score that job
+reports becomes a column here. Bit rates are measured: payload bits over seconds of audio (codec2: its
 headerless bit file, whose frames are padded to whole bytes; Opus and Speex: the Ogg packets that carry
 audio; our models: n_q x log2(codebook size) x frame rate). The Debian tools come from
 ``apt-get install codec2 opus-tools speex`` (or ``bash tools/setup.sh --bench``); a codec whose tools are

@@ -134,23 +134,42 @@ def run_codec(codec: ClassicalCodec, wav: torch.Tensor, sample_rate: int) -> tup
         return resample(torch.from_numpy(y.mean(axis=1)), rate, sample_rate), bits
 
 
-def find_delay(ref: torch.Tensor, hyp: torch.Tensor, max_lag: int) -> int:
-    """The lag (samples) by which ``hyp`` trails ``ref``: the argmax of their cross-correlation.
+def _xcorr(ref: torch.Tensor, hyp: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """sum_t hyp[t + lag] * ref[t] for each lag (FFT, float64)."""
+    size = 1 << (ref.numel() + hyp.numel() - 1).bit_length()
+    spectrum = torch.fft.rfft(hyp.double(), size) * torch.fft.rfft(ref.double(), size).conj()
+    corr = torch.fft.irfft(spectrum, size)
+    return corr[lags % size]
+
+
+def _envelope(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Moving average of |x| over ``width`` samples, mean removed: [T]."""
+    c = torch.cat([torch.zeros(1, dtype=torch.float64), x.double().abs().cumsum(0)])
+    env = torch.cat([c[width:] - c[:-width], torch.zeros(width - 1, dtype=torch.float64)]) / width
+    return env - env.mean()
+
+
+def find_delay(ref: torch.Tensor, hyp: torch.Tensor, max_lag: int, refine: int = 40) -> int:
+    """The lag (samples) by which ``hyp`` trails ``ref``.
+
+    First the peak of the cross-correlation of the two amplitude envelopes (5 ms moving averages of |x| at
+    16 kHz), which does not depend on phase, so it also holds for codecs that do not keep the waveform
+    (codec2, neural codecs); then the peak of the waveform cross-correlation within ``refine`` samples of
+    it, exact for codecs that keep the waveform (Opus, Speex).
 
     Args:
         ref (torch.Tensor): reference of shape [T].
         hyp (torch.Tensor): delayed, degraded copy of shape [T'].
         max_lag: search lags in [-max_lag, max_lag].
+        refine: half-width of the waveform search around the envelope's lag.
 
     Returns:
         d such that hyp[t + d] best matches ref[t] (positive: hyp is late).
     """
-    r, h = ref.double(), hyp.double()
-    n = r.numel() + h.numel()
-    size = 1 << (n - 1).bit_length()
-    corr = torch.fft.irfft(torch.fft.rfft(h, size) * torch.fft.rfft(r, size).conj(), size)
     lags = torch.arange(-max_lag, max_lag + 1)
-    return int(lags[corr[lags % size].argmax()])
+    coarse = int(lags[_xcorr(_envelope(ref, 80), _envelope(hyp, 80), lags).argmax()])
+    near = torch.arange(coarse - refine, coarse + refine + 1)
+    return int(near[_xcorr(ref, hyp, near).argmax()])
 
 
 def align(hyp: torch.Tensor, delay: int, length: int) -> torch.Tensor:
