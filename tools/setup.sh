@@ -6,11 +6,8 @@
 # `--bench` also installs the classical speech codecs (Debian codec2, opus-tools, speex, ffmpeg) that
 # tools/bench/bench_classical.py compares our models with (either option, or both).
 #
-# torchaudio is installed here rather than through setup.cfg: its wheels pin one exact torch version,
-# and the torch build this project runs on (2.13 CPU) is newer than the newest torchaudio release.  We
-# install the newest torchaudio without its dependencies and, when its compiled extension cannot load
-# against the installed torch, remove that extension: funcodec_lite only uses torchaudio's transforms
-# (mel filter banks, resampling), which are pure PyTorch and need no extension.
+# No torchaudio: it has no release for the torch this project runs on (2.13 CPU); what the project took
+# from it (resampling, mel filter banks, MFCCs, a biquad) is computed in torch, funcodec_lite/audio/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -31,21 +28,6 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   quiet_pip "torch==2.13.0" || true
   .venv/bin/python -c "import torch" 2>/dev/null || quiet_pip torch
 fi
-if ! .venv/bin/python -c "import torchaudio.transforms" 2>/dev/null; then
-  tv=$(.venv/bin/python -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null)
-  log "installing torchaudio for torch $tv"
-  quiet_pip "torchaudio==$tv" >/dev/null 2>&1 || true
-  if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
-    quiet_pip --no-deps torchaudio
-    if ! .venv/bin/python -c "import torchaudio" 2>/dev/null; then
-      site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-      log "torchaudio's compiled extension does not match torch $tv; using its pure-PyTorch transforms only"
-      rm -f "$site"/torchaudio/lib/*.so
-    fi
-  fi
-fi
-.venv/bin/python -c "import torchaudio.transforms, torchaudio.functional" \
-  || { log "torchaudio transforms unusable"; exit 1; }
 if [ "$want_test" = 1 ]; then
   # The speech-corpus tests synthesise speech with espeak-ng and festival (Debian packages; they skip
   # without them). Festival gets only its one small voice, and no recommends: festival recommends

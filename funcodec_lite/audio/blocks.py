@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
+from funcodec_lite.audio.filters import FILTER_WIDTH, ROLLOFF, sinc_resample
 from funcodec_lite.audio.io import AudioError, check_audio_path
 from funcodec_lite.utils.atomic import atomic_path
 
@@ -21,8 +21,6 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 _READ_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError)
-# torchaudio's sinc resampler defaults (lowpass_filter_width, rolloff)
-_FILTER_WIDTH, _ROLLOFF = 6, 0.99
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def read_blocks(path: str | os.PathLike, block_frames: int) -> Iterator[torch.Te
 
 class BlockResampler:
     """Band-limited resampling of a signal that arrives in blocks; the output equals
-    ``torchaudio.functional.resample`` on the whole signal (up to float rounding).
+    `sinc_resample` on the whole signal (up to float rounding).
 
     Each output group of ``new / gcd`` samples depends on a window of input around the matching
     ``orig / gcd`` input samples; a block is resampled with enough input context on both sides
@@ -107,7 +105,7 @@ class BlockResampler:
         orig_sr, new_sr: sample rates in Hz.
 
     ``push(x [..., t]) -> y [..., t']`` and ``flush() -> y [..., rest]``; the total output length is
-    ``ceil(total_input * new_sr / orig_sr)``, as ``torchaudio`` gives.
+    ``ceil(total_input * new_sr / orig_sr)``, as `sinc_resample` gives.
     """
 
     def __init__(self, orig_sr: int, new_sr: int) -> None:
@@ -116,7 +114,7 @@ class BlockResampler:
         self.orig_sr, self.new_sr = int(orig_sr), int(new_sr)
         gcd = math.gcd(self.orig_sr, self.new_sr)
         self.o, self.n = self.orig_sr // gcd, self.new_sr // gcd
-        width = math.ceil(_FILTER_WIDTH * self.o / (min(self.o, self.n) * _ROLLOFF))
+        width = math.ceil(FILTER_WIDTH * self.o / (min(self.o, self.n) * ROLLOFF))
         # group g reads input [g·o - width, g·o + o + width): `context` covers that on both sides
         self.context = (math.ceil(width / self.o) + 1) * self.o
         self._reset()
@@ -165,7 +163,7 @@ class BlockResampler:
 
     def _window_groups(self, last: int | None) -> torch.Tensor:
         """Resamples the buffer and returns groups [next_group, last) (to the end when last is None)."""
-        window = AF.resample(self._buffer, self.orig_sr, self.new_sr)
+        window = sinc_resample(self._buffer, self.orig_sr, self.new_sr)
         base = self._start // self.o
         stop = None if last is None else (last - base) * self.n
         out = window[..., (self._next_group - base) * self.n : stop]

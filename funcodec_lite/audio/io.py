@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
+from funcodec_lite.audio.filters import sinc_resample
 from funcodec_lite.utils.atomic import atomic_path
 
 _FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
@@ -26,7 +26,7 @@ class AudioError(ValueError):
 
 
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited (windowed-sinc) resampling.
+    """Band-limited (windowed-sinc) resampling (`funcodec_lite.audio.filters.sinc_resample`).
 
     Args:
         wav (torch.Tensor): floating-point audio of shape [..., T].
@@ -40,7 +40,7 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
         raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
     if orig_sr == new_sr:
         return wav
-    return AF.resample(wav, int(orig_sr), int(new_sr))
+    return sinc_resample(wav, int(orig_sr), int(new_sr))
 
 
 def _convert_channels(wav: torch.Tensor, channels: int, path: str | os.PathLike) -> torch.Tensor:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torchaudio.functional as AF
 from torch import nn
+
+from funcodec_lite.audio.melscale import melscale_fbanks
 
 _WINDOWS: dict[str, Callable[[int], torch.Tensor]] = {
     "hann": torch.hann_window,
@@ -140,14 +140,10 @@ def mel_filters(
     mel_scale: str = "htk",
     norm: str | None = None,
 ) -> torch.Tensor:
-    """Triangular mel filter bank of shape [n_fft // 2 + 1, n_mels] (torchaudio's design)."""
-    with warnings.catch_warnings():
-        # An empty filter is reported by our callers with a clearer message.
-        warnings.simplefilter("ignore", UserWarning)
-        return AF.melscale_fbanks(
-            n_fft // 2 + 1, f_min, f_max if f_max is not None else sample_rate / 2, n_mels, sample_rate,
-            norm=norm, mel_scale=mel_scale,
-        )
+    """Triangular mel filter bank of shape [n_fft // 2 + 1, n_mels] (`melscale_fbanks`, torchaudio's design;
+    an empty filter is left for the callers to report)."""
+    return melscale_fbanks(n_fft // 2 + 1, f_min, f_max if f_max is not None else sample_rate / 2, n_mels,
+                           sample_rate, norm=norm, mel_scale=mel_scale)
 
 
 def max_mel_bins(

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torchaudio
 from torch import nn
 
+from funcodec_lite.audio.filters import highpass_biquad
 from funcodec_lite.audio.io import save_audio
 from funcodec_lite.audio.mel_frontend import fit_length
 from funcodec_lite.foley.data import output_folder
@@ -75,8 +75,8 @@ def one_thread() -> Iterator[None]:
 
 
 def remove_dc(wavs: torch.Tensor, sample_rate: int, cutoff_hz: float = DC_CUTOFF_HZ) -> torch.Tensor:
-    """[..., T] -> [..., T]: a second-order high-pass at ``cutoff_hz`` (torchaudio's biquad)."""
-    return torchaudio.functional.highpass_biquad(wavs, sample_rate, cutoff_hz)
+    """[..., T] -> [..., T]: a second-order high-pass at ``cutoff_hz`` (`highpass_biquad`)."""
+    return highpass_biquad(wavs, sample_rate, cutoff_hz)
 
 
 class FoleyGenerator(nn.Module):

@@ -62,7 +62,7 @@ class StreamLayout:
 
 
 def model_length(num_samples: int, sample_rate: int, model_rate: int) -> int:
-    """Samples at the model's rate for ``num_samples`` at ``sample_rate`` (torchaudio's resampled length)."""
+    """Samples at the model's rate for ``num_samples`` at ``sample_rate`` (`sinc_resample`'s length)."""
     if sample_rate == model_rate:
         return num_samples
     return math.ceil(model_rate * num_samples / sample_rate)

@@ -1,10 +1,10 @@
 """Mel-cepstral distortion after dynamic time warping: how far a synthesized utterance is from a reference
 rendering of the same text, whatever their timing.
 
-The cepstra are MFCCs (torchaudio: log mel energies, DCT-II) without c0, so level differences do not count,
-rescaled to the coefficients of a log-amplitude cosine expansion, the scale of the mel-cepstra (SPTK) that
-the classic MCD uses; the mel filter bank is not SPTK's frequency warping, so the values are close to, not
-equal to, published MCDs: compare them with each other.
+The cepstra are MFCCs (`funcodec_lite.audio.melscale.mfcc`: log mel energies, DCT-II) without c0, so level
+differences do not count, rescaled to the coefficients of a log-amplitude cosine expansion, the scale of the
+mel-cepstra (SPTK) that the classic MCD uses; the mel filter bank is not SPTK's frequency warping, so the
+values are close to, not equal to, published MCDs: compare them with each other.
 MCD = (10 / ln 10) · sqrt(2 · Σ_d (c_d − ĉ_d)²), averaged over the frame pairs of the DTW path.
 """
 
@@ -14,17 +14,16 @@ import math
 
 import numpy as np
 import torch
-import torchaudio
+
+from funcodec_lite.audio.melscale import mfcc
 
 
 def mel_cepstra(wav: torch.Tensor, sample_rate: int, n_ceps: int = 24, n_mels: int = 40) -> np.ndarray:
     """Cepstra c1..c_{n_ceps} of a mono signal [T] (25 ms windows, 10 ms hop) -> [N, n_ceps]."""
-    transform = torchaudio.transforms.MFCC(
-        sample_rate=sample_rate, n_mfcc=n_ceps + 1, log_mels=True,
-        melkwargs={"n_fft": int(0.025 * sample_rate), "hop_length": int(0.010 * sample_rate),
-                   "n_mels": n_mels, "center": True})
-    cepstra = transform(wav.float().reshape(-1))[1:].T.double().numpy()
-    # torchaudio's MFCCs are an orthonormal DCT of log *power*; MCD's cepstra expand log *amplitude* as
+    coefficients = mfcc(wav.float().reshape(-1), sample_rate, n_ceps + 1, int(0.025 * sample_rate),
+                        int(0.010 * sample_rate), n_mels)
+    cepstra = coefficients[1:].T.double().numpy()
+    # the MFCCs are an orthonormal DCT of log *power*; MCD's cepstra expand log *amplitude* as
     # c0 + 2 sum c_d cos(d w): halve for amplitude, and divide by sqrt(2 M) for the expansion's scale
     return cepstra / (2.0 * math.sqrt(2.0 * n_mels))
 
