@@ -55,7 +55,7 @@ class CodecConfig:
         if not isinstance(self.model, ARCHITECTURES[self.arch]):
             raise ConfigError(f"arch {self.arch!r} needs a {ARCHITECTURES[self.arch].__name__} model config")
         if self.arch in ("seanet", "vocos") and self.domain != "time":
-            raise ConfigError(f"the {self.arch} architecture takes the waveform (domain: time)")
+            raise ConfigError(f"the {self.arch} architecture works in the time domain (domain: time)")
         if self.arch == "freqcodec" and self.domain == "time":
             raise ConfigError("the freqcodec architecture needs domain mag_phase or mag_angle")
         if self.domain != "time" and self.stft is None:
