@@ -13,6 +13,13 @@ counts the `torch.stft` calls of one step per
 Usage (from the repository root):
     OMP_NUM_THREADS=1 python tools/bench/bench_train.py [--configs tiny_time,funcodec_ds320_16k]
         [--steps 3] [--batch-size B] [--segment-seconds S]
+    OMP_NUM_THREADS=1 python tools/bench/bench_train.py --throughput --configs tiny_freq,tiny_vocos \
+        [--steps 5]
+
+``--throughput`` measures training throughput as the issue asks for it: seconds of audio trained per
+CPU-second of generator-only steps (the discriminators off, as the tiny recipes train), every config's
+steps interleaved round-robin in one process so that a load on the machine slows all of them alike; the
+last column is the ratio to the first config.
 
 Batch size and segment length default to each config's own, except for the FunCodec-size config
 whose batch of 32 one-second clips is for a GPU: on CPU it defaults to 2 x 1 s (say so in reports).
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +110,42 @@ def bench_config(name: str, steps: int, batch_size: int | None, segment: float |
         }
 
 
+def throughput(names: list[str], steps: int, extra: list[str] | None = None) -> list[dict]:
+    """Generator-only steps of every config, interleaved: seconds per step and audio seconds per second."""
+    overrides = ["schedule.disc_start_step=1000000000", "data.num_workers=0", "schedule.mixed_precision=no",
+                 *(extra or [])]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_data_dir(Path(tmp) / "data", 16000)
+        runs = []
+        for name in names:
+            config = TrainConfig.from_yaml(CONF / f"{name}.yaml", overrides)
+            trainer = Trainer(config, data, None, Path(tmp) / f"exp-{name}")
+            batches = trainer.batches()
+            trainer.train_step(next(batches))  # warm-up (k-means initialisation of the codebooks)
+            audio = config.data.batch_size * config.data.segment_seconds
+            runs.append({"name": name, "trainer": trainer, "batches": batches, "audio": audio, "times": [],
+                         "params": count_parameters(trainer.generator)})
+        for _ in range(steps):
+            for run in runs:
+                batch = next(run["batches"])
+                start = time.process_time()
+                run["trainer"].train_step(batch)
+                run["times"].append(time.process_time() - start)
+    return [{"name": r["name"], "params": r["params"], "audio": r["audio"],
+             "step": statistics.median(r["times"])} for r in runs]
+
+
+def throughput_table(results: list[dict]) -> str:
+    lines = ["| config | G params | audio per step (s) | CPU-s per step (median) | audio s per CPU-s "
+             "| ratio |", "|---|---|---|---|---|---|"]
+    base = results[0]["audio"] / results[0]["step"]
+    for r in results:
+        rate = r["audio"] / r["step"]
+        lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['audio']:g} | {r['step']:.3f} | "
+                     f"{rate:.2f} | {rate / base:.2f}x |")
+    return "\n".join(lines)
+
+
 def table(results: list[dict]) -> str:
     head = ("| config | batch | G / D params | D every | step (s) | GAN / G-only | "
             + " | ".join(p.replace("_", " ") for p in PHASES) + " |")
@@ -126,9 +170,14 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every config, e.g. schedule.disc_every=2")
+    parser.add_argument("--throughput", action="store_true",
+                        help="audio seconds per CPU-second of generator steps, configs interleaved")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    if args.throughput:
+        print(throughput_table(throughput(args.configs.split(","), args.steps, args.set)))
+        return
     results = [bench_config(name, args.steps, args.batch_size, args.segment_seconds, args.set)
                for name in args.configs.split(",")]
     print(table(results))
