@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from reference_libs import import_reference
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import weight_norm
@@ -332,7 +333,7 @@ def test_convert_bad_checkpoints_fail_cleanly(tmp_path, capsys, case):
 
 
 def test_convert_encodec_command_gives_encodecs_codes(tmp_path, capsys):
-    encodec = pytest.importorskip("encodec")
+    encodec = import_reference("encodec")
     torch.manual_seed(0)
     ref = encodec.EncodecModel.encodec_model_24khz(pretrained=False).eval()
     wav = 0.3 * torch.sin(torch.arange(12_000) / 9.0)[None, None] + 0.02 * torch.randn(1, 1, 12_000)

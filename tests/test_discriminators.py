@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from reference_libs import import_reference
 from torch.nn.utils import parametrize
 
 from funcodec_lite.discriminators import (
@@ -45,7 +46,7 @@ def test_parameter_counts_of_the_published_configurations():
 
 
 def test_msstft_matches_the_encodec_reference_with_the_same_weights():
-    from encodec.msstftd import MultiScaleSTFTDiscriminator as Reference
+    Reference = import_reference("encodec.msstftd").MultiScaleSTFTDiscriminator
 
     torch.manual_seed(0)
     reference, ours = Reference(32), MultiScaleSTFTDiscriminator()

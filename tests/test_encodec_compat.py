@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from reference_libs import import_reference
 
-encodec = pytest.importorskip("encodec")
+encodec = import_reference("encodec")
 
 from funcodec_lite import Codec  # noqa: E402
 from funcodec_lite.convert import encodec_to_codec  # noqa: E402

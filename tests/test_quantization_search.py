@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 import torch
+from reference_libs import import_reference
 
 from funcodec_lite.quantization import ResidualVectorQuantizer, RVQConfig, nearest_codes
 from funcodec_lite.quantization.search import first_argmin
@@ -63,7 +64,7 @@ def _trained_pair(n_q: int) -> tuple[ResidualVectorQuantizer, Any]:
     Only these comparisons need the ``encodec`` package (a test extra): without it they are skipped and
     the search tests above still run.
     """
-    encodec_rvq = pytest.importorskip("encodec.quantization").ResidualVectorQuantizer
+    encodec_rvq = import_reference("encodec.quantization").ResidualVectorQuantizer
     ours = ResidualVectorQuantizer(RVQConfig(dim=128, n_q=n_q, codebook_size=1024)).eval()
     ref = encodec_rvq(dimension=128, n_q=n_q, bins=1024).eval()
     residual = _latents(4, 600, seed=10).transpose(1, 2).reshape(-1, 128)
