@@ -119,12 +119,12 @@ def test_bench_rows_have_every_score_of_the_eval_job(tmp_path, clip):
 
     scorer = Scorer("classic")
     utts = [("clip", CLIP, clip)]
-    scores, bits, delay = bench.run_system("identity", lambda w: (w, 0.0), utts, tmp_path, scorer)
-    assert delay == 0 and bits == 0.0
+    scores, bits, lags = bench.run_system("identity", lambda w: (w, 0.0), utts, tmp_path, scorer)
+    assert lags == [0] and bits == 0.0
     assert list(scores["clip"]) == list(scorer.keys)
     assert scores["clip"]["pesq"] > 4.5 and scores["clip"]["stoi"] > 0.999
     assert (tmp_path / "hyp/identity/clip.wav").is_file()
-    row = bench.summarize("identity", None, None, 2.99, delay, scores)
+    row = bench.summarize("identity", None, None, 2.99, lags, scores)
     row.scores["new_metric"] = 0.5  # a score the eval job may add later becomes a column
     table = bench.markdown([row])
     assert "new_metric" in table.splitlines()[0] and "| 0.500 |" in table

@@ -7,9 +7,10 @@ Usage: python tools/bench/bench_classical.py [--data egs/speech_codec/data/real_
 
 The data directory is a Kaldi one (``wav.scp``); ``tools/make_real_speech_set.py`` makes the default one
 from human recordings shipped in Debian and PyPI packages. Every system encodes and decodes every utterance
-at 16 kHz; its output is time-aligned to the reference (the system's constant delay is the median over the
-utterances of the lag that `classical_codecs.find_delay` finds within +-100 ms: the peak of the amplitude
-envelopes' cross-correlation, refined on the waveform), written to ``OUT/hyp/<system>/<utt>.wav`` and scored
+at 16 kHz; its output is time-aligned to the reference (by the lag that `classical_codecs.find_delay` finds
+within +-100 ms: the peak of the amplitude envelopes' cross-correlation, refined on the waveform; per
+utterance, as Speex at low quality delays some files by 14 ms and others not at all; the table gives the
+median, the JSON the range), written to ``OUT/hyp/<system>/<utt>.wav`` and scored
 by ``codec eval``'s own function (`funcodec_lite.jobs.evaluate.score_files`), so every score that job
 reports becomes a column here. Bit rates are measured: payload bits over seconds of audio (codec2: its
 headerless bit file, whose frames are padded to whole bytes; Opus and Speex: the Ogg packets that carry
@@ -50,12 +51,13 @@ Coder = Callable[[torch.Tensor], tuple[torch.Tensor, float]]  # wav [T] at RATE 
 
 @dataclass
 class Row:
-    """One system's line of the table: means over the utterances (NaN-aware)."""
+    """One system's line of the table: means over the utterances (NaN-aware), the median delay."""
 
     system: str
     nominal_kbps: float | None
     kbps: float | None
     delay_ms: float
+    delay_range_ms: tuple[float, float]
     scores: dict[str, float] = field(default_factory=dict)
     utterances: int = 0
     failed: int = 0
@@ -87,8 +89,8 @@ def neural_coders(model_dir: str, n_qs: list[int]) -> list[tuple[str, float, Cod
 
 
 def run_system(name: str, coder: Coder, utts: list[tuple[str, Path, torch.Tensor]], out: Path,
-               scorer: Scorer, max_lag: int = RATE // 10) -> tuple[dict[str, dict | None], float, int]:
-    """Codes every utterance, aligns by the system's constant delay, writes and scores the outputs.
+               scorer: Scorer, max_lag: int = RATE // 10) -> tuple[dict[str, dict | None], float, list[int]]:
+    """Codes every utterance, aligns it to its reference, writes and scores the output.
 
     Args:
         name: the system's row label (its outputs go to ``out/hyp/<name>/``).
@@ -99,28 +101,28 @@ def run_system(name: str, coder: Coder, utts: list[tuple[str, Path, torch.Tensor
         max_lag: the delay search range in samples (either sign).
 
     Returns:
-        (per-utterance scores or None where scoring failed, payload bits in all, delay in samples).
+        (per-utterance scores or None where scoring failed, payload bits in all, each utterance's delay in
+        samples).
     """
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    decoded, lags, bits = {}, [], 0.0
-    for utt, _, wav in utts:
-        y, b = coder(wav)
-        decoded[utt], bits = y, bits + b
-        lags.append(find_delay(wav, y, max_lag))
-    delay = int(statistics.median(lags))
     scores: dict[str, dict | None] = {}
+    lags, bits = [], 0.0
     for utt, path, wav in utts:
+        y, b = coder(wav)
+        bits += b
+        lags.append(find_delay(wav, y, max_lag))
         hyp = out / "hyp" / slug / f"{utt}.wav"
         hyp.parent.mkdir(parents=True, exist_ok=True)
-        save_audio(hyp, align(decoded[utt], delay, wav.numel()), RATE, subtype="FLOAT")
+        save_audio(hyp, align(y, lags[-1], wav.numel()), RATE, subtype="FLOAT")
         result = score_files(utt, path, hyp, scorer)
         scores[utt] = None if result.scores is None else {k: float(v) for k, v in dict(result.scores).items()}
-    return scores, bits, delay
+    return scores, bits, lags
 
 
-def summarize(name: str, nominal: float | None, bits: float | None, seconds: float, delay: int,
+def summarize(name: str, nominal: float | None, bits: float | None, seconds: float, lags: list[int],
               scores: dict[str, dict | None]) -> Row:
-    """The table row: NaN-aware means of each score over the utterances that could be scored."""
+    """The table row: NaN-aware means of each score over the utterances that could be scored, the median
+    delay and its range."""
     ok = [s for s in scores.values() if s is not None]
     keys = list(ok[0]) if ok else []
     means = {}
@@ -128,7 +130,9 @@ def summarize(name: str, nominal: float | None, bits: float | None, seconds: flo
         finite = [s[k] for s in ok if not math.isnan(s[k])]
         means[k] = math.fsum(finite) / len(finite) if finite else math.nan
     kbps = None if bits is None else bits / seconds / 1000
-    return Row(name, nominal, kbps, 1000 * delay / RATE, means, len(ok), len(scores) - len(ok))
+    ms = [1000 * lag / RATE for lag in lags]
+    return Row(name, nominal, kbps, statistics.median(ms), (min(ms), max(ms)), means, len(ok),
+               len(scores) - len(ok))
 
 
 def markdown(rows: list[Row]) -> str:
@@ -211,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, nominal, coder in systems:
         start = time.perf_counter()
         identity: Coder = lambda w: (w, math.nan)  # noqa: E731
-        scores, bits, delay = run_system(name, coder or identity, utts, args.out_dir, scorer)
-        rows.append(summarize(name, nominal, None if coder is None else bits, seconds, delay, scores))
+        scores, bits, lags = run_system(name, coder or identity, utts, args.out_dir, scorer)
+        rows.append(summarize(name, nominal, None if coder is None else bits, seconds, lags, scores))
         per_utt[name] = scores
         print(f"{name:26s} {time.perf_counter() - start:6.1f} s", file=sys.stderr)
     table = markdown(rows)
