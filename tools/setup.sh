@@ -4,7 +4,8 @@
 # reference implementations the tests compare against: encodec, vector-quantize-pytorch) and the
 # Debian packages espeak-ng, festival and festvox-kdlpc16k (speech synthesis for the corpus tests).
 # `--bench` also installs the classical speech codecs (Debian codec2, opus-tools, speex, ffmpeg) that
-# tools/bench/bench_classical.py compares our models with (either option, or both).
+# tools/bench/bench_classical.py compares our models with; `--test` installs the three codecs its tests
+# run (not ffmpeg, which only the real-recording set's G.722 prompts need).
 #
 # No torchaudio: it has no release for the torch this project runs on (2.13 CPU); what the project took
 # from it (resampling, mel filter banks, MFCCs, a biquad) is computed in torch, funcodec_lite/audio/.
@@ -52,8 +53,9 @@ fi
 # --- optional: --bench -------------------------------------------------------------------------------
 # The classical speech codecs of tools/bench/bench_classical.py (Debian's codec2, opus-tools, speex; ffmpeg
 # decodes the G.722 prompts of tools/make_real_speech_set.py). Their tests skip without them.
-if [ "$want_bench" = 1 ] && command -v apt-get >/dev/null 2>&1; then
-  bench_pkgs="codec2 opus-tools speex ffmpeg"
+if { [ "$want_bench" = 1 ] || [ "$want_test" = 1 ]; } && command -v apt-get >/dev/null 2>&1; then
+  bench_pkgs="codec2 opus-tools speex"
+  [ "$want_bench" = 1 ] && bench_pkgs="$bench_pkgs ffmpeg"
   if ! dpkg -s $bench_pkgs >/dev/null 2>&1; then
     log "installing $bench_pkgs"
     bench_get() { apt-get install -y -q --no-install-recommends $bench_pkgs >/dev/null 2>&1; }
