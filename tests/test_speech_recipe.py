@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from funcodec_lite.utils.weights import read_provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "speech_codec"
 
@@ -47,8 +49,18 @@ def test_recipe_stages_0_to_3(tmp_path):
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     # the model trained on, so its tokens are rewritten; a second pass finds them all done
-    assert "resumed from" in again.stdout and f"wrote {len(test_utts)} token files" in again.stdout
+    n = len(test_utts)
+    assert "resumed from" in again.stdout and f"{n} written ({n} redone)" in again.stdout
     third = subprocess.run(["bash", "run.sh", "--config", "conf/test_tiny.yaml", "--stage", "2",
                             "--stop-stage", "2"], cwd=recipe, env=env, capture_output=True, text=True,
                            timeout=600)
-    assert third.returncode == 0 and "wrote 0 token files" in third.stdout, third.stderr[-2000:]
+    assert third.returncode == 0 and f"0 written (0 redone), {len(test_utts)} kept" in third.stdout, \
+        third.stderr[-2000:]
+    # --init-from: a new run (its own exp dir) fine-tunes the trained model
+    (recipe / "conf" / "test_tiny_ft.yaml").write_text(yaml.safe_dump(TINY))
+    tuned = subprocess.run(["bash", "run.sh", "--config", "conf/test_tiny_ft.yaml", "--stage", "1",
+                            "--stop-stage", "1", "--max-steps", "1", "--init-from", "exp/test_tiny/model"],
+                           cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    assert tuned.returncode == 0, tuned.stdout[-2000:] + tuned.stderr[-2000:]
+    provenance = read_provenance(recipe / "exp" / "test_tiny_ft" / "model")
+    assert provenance["init_from"] == "exp/test_tiny/model" and provenance["steps"] == 1

@@ -18,6 +18,8 @@
 # Stage 5: synthesize the test sentences in their held-out voices -> exp/synth/<utt>.wav.
 # Stage 6: evaluate (token NLL vs a unigram baseline, durations, MCD after DTW per voice, spectrograms)
 #          -> exp/eval/results.md.
+# Stages 1, 2, 5 and 6 run `python -m funcodec_lite.recipes.tts_lm STAGE` (phonemize; tokenize and pack;
+# synthesize; evaluate).
 # Logs: exp/log/<step>.log.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -78,18 +80,19 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "stage 1: phonemes"
-  python local/phonemize.py --data "${splits[@]}" --vocab exp/vocab.json --language "$language" \
-    2>&1 | tee exp/log/phonemize.log
+  python -m funcodec_lite.recipes.tts_lm phonemize --data "${splits[@]}" --vocab exp/vocab.json \
+    --language "$language" 2>&1 | tee exp/log/phonemize.log
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "stage 2: codec tokens and task examples"
   nq=()
   [ -n "$n_q" ] && nq=(--n-q "$n_q")
-  python local/dump_tokens.py --codec "$codec" --data "${splits[@]}" --out exp/tokens "${nq[@]}" \
-    2>&1 | tee exp/log/tokenize.log
-  python local/pack_examples.py --data "${splits[@]}" --tokens exp/tokens --vocab exp/vocab.json \
-    --out exp/examples --seed "$seed" --prompt-seconds "$prompt_seconds" 2>&1 | tee exp/log/pack.log
+  python -m funcodec_lite.recipes.tts_lm tokenize --codec "$codec" --data "${splits[@]}" --out exp/tokens \
+    "${nq[@]}" 2>&1 | tee exp/log/tokenize.log
+  python -m funcodec_lite.recipes.tts_lm pack --data "${splits[@]}" --tokens exp/tokens \
+    --vocab exp/vocab.json --out exp/examples --seed "$seed" --prompt-seconds "$prompt_seconds" \
+    2>&1 | tee exp/log/pack.log
 fi
 
 trained() {  # the model of a run: best/ (the best held-out NLL, when the config keeps it), else model/
@@ -114,13 +117,15 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "stage 5: synthesize the test sentences"
-  python local/synthesize.py --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" --examples exp/examples/test.npz \
-    --codec "$codec" --out exp/synth --seed "$seed" 2>&1 | tee exp/log/synthesize.log
+  python -m funcodec_lite.recipes.tts_lm synthesize --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" \
+    --examples exp/examples/test.npz --codec "$codec" --out exp/synth --seed "$seed" \
+    2>&1 | tee exp/log/synthesize.log
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "stage 6: evaluate"
-  python local/evaluate.py --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" --train-examples exp/examples/train.npz \
-    --test-examples exp/examples/test.npz --test-data data/test --synth exp/synth --out exp/eval \
+  python -m funcodec_lite.recipes.tts_lm evaluate --ar "$(trained exp/ar)" --nar "$(trained exp/nar)" \
+    --train-examples exp/examples/train.npz --test-examples exp/examples/test.npz --test-data data/test \
+    --synth exp/synth --out exp/eval \
     2>&1 | tee exp/log/evaluate.log
 fi

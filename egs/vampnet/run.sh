@@ -12,6 +12,7 @@
 #          compression) on --clips held-out test clips: exp/presets/<preset>/<utt>.wav, spectrograms and
 #          exp/presets/results.md (bitrate kept, mel distance, prompt tokens kept exactly), and the
 #          compression table codec alone vs codec + vamp.
+#          (`python -m funcodec_lite.recipes.vampnet presets`)
 # Logs: exp/log/<step>.log.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -91,6 +92,6 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "stage 4: prompt presets and compression on held-out clips"
-  python local/presets.py --coarse "$(trained exp/coarse)" --c2f "$(trained exp/c2f)" --data data/test --clips "$clips" \
-    --steps "$steps" --out exp/presets 2>&1 | tee exp/log/presets.log
+  python -m funcodec_lite.recipes.vampnet presets --coarse "$(trained exp/coarse)" --c2f "$(trained exp/c2f)" \
+    --data data/test --clips "$clips" --steps "$steps" --out exp/presets 2>&1 | tee exp/log/presets.log
 fi

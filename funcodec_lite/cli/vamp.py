@@ -15,39 +15,7 @@ from pathlib import Path
 import torch
 
 from funcodec_lite.cli.common import UsageError, pick_device
-
-
-def load_masked_models(model_dir: str, c2f_dir: str | None, codec_dir: str | None,
-                       device: torch.device) -> tuple:
-    """(coarse, c2f or None, codec, provenance) with one-line errors for models that do not fit together."""
-    from funcodec_lite import load_model_dir
-    from funcodec_lite.codec.loading import load_model, model_id
-    from funcodec_lite.utils.weights import read_model_config, read_provenance
-
-    kind, config = read_model_config(model_dir)
-    if kind != "masked_lm":
-        raise UsageError(f"{model_dir}: a {kind} model directory, not a masked token model")
-    if config.get("n_conditioning", 0):
-        raise UsageError(f"{model_dir}: a coarse-to-fine model; give the coarse model as --model and this "
-                         "one as --c2f")
-    provenance = read_provenance(model_dir)
-    if "tokens" not in provenance:
-        raise UsageError(f"{model_dir}: no record of the codec its tokens came from (provenance.json)")
-    coarse = load_model_dir(model_dir, "masked_lm").to(device)
-    codec = load_model(codec_dir or provenance.get("codec") or "default", device=device)
-    if model_id(codec) != provenance["tokens"]["model_id"]:
-        raise UsageError(f"{model_dir} was trained on tokens of codec {provenance['tokens']['model_id']}, "
-                         f"but the codec given is {model_id(codec)}")
-    c2f = None
-    if c2f_dir:
-        c2f = load_model_dir(c2f_dir, "masked_lm").to(device)
-        c2f_tokens = read_provenance(c2f_dir).get("tokens", {}).get("model_id")
-        if c2f_tokens != provenance["tokens"]["model_id"]:
-            raise UsageError(f"{c2f_dir} was trained on tokens of codec {c2f_tokens}, not the coarse model's")
-        if c2f.config.n_conditioning != coarse.config.n_q:
-            raise UsageError(f"{c2f_dir} reads {c2f.config.n_conditioning} coarse codebooks; the coarse "
-                             f"model makes {coarse.config.n_q}")
-    return coarse, c2f, codec, provenance
+from funcodec_lite.lm.vamp import load_masked_models
 
 
 def rhythm_frames(wav: torch.Tensor, rate: int, frame_rate: float, spec) -> tuple[list | None, list | None]:

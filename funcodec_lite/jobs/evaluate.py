@@ -1,4 +1,4 @@
-"""Evaluation of a codec: tokenize a data directory, decode at several n_q, score file pairs, tabulate."""
+"""Evaluation of a codec: decode a data directory's tokens at several n_q, score file pairs, tabulate."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from funcodec_lite.codec.model import Codec
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.inference.filecoding import check_tokens, model_length
 from funcodec_lite.inference.tokens import load_tokens
-from funcodec_lite.jobs.tokenize import Shard, tokenize_scp
 from funcodec_lite.metrics import QualityScores, Scorer, average, average_scores, score_pair
 
 
@@ -25,25 +24,11 @@ def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> A
     return AudioDataset(data_dir, config, train=False)
 
 
-def tokenize_dir(codec: Codec, data_dir: str | Path, out_dir: str | Path, n_q: int | None = None) -> int:
-    """Encodes every utterance of a data directory to ``out_dir/<utt>.npz``: the dataset tokenization job
-    (`funcodec_lite.jobs.tokenize.tokenize_scp`) on its ``wav.scp``, with its rule for existing files
-    (this model's: skipped; another model's: redone). Returns the number written.
-
-    Raises:
-        ValueError: some utterances could not be tokenized (the log in ``out_dir/log/`` says why).
-    """
-    summary = tokenize_scp(codec, Path(data_dir) / "wav.scp", out_dir, n_q=n_q, shard=Shard(0, 1))
-    if summary.failed:
-        raise ValueError(f"{len(summary.failed)} utterance(s) of {data_dir} could not be tokenized; "
-                         f"see {summary.log}")
-    return summary.ok
-
-
 @torch.no_grad()
 def evaluate_tokens(codec: Codec, data_dir: str | Path, token_dir: str | Path,
                     n_qs: list[int]) -> dict[int, tuple[QualityScores, int]]:
-    """Decodes the tokens of ``tokenize_dir`` with the first n codebooks, for each n in ``n_qs``.
+    """Decodes the token files of a data directory (``token_dir/<utt>.npz``, written by
+    `funcodec_lite.jobs.tokenize`) with the first n codebooks, for each n in ``n_qs``.
 
     Raises:
         TokenFileError: a token file that is corrupt or was made by another model.

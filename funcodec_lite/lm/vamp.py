@@ -10,12 +10,15 @@ tokens changed or whose fine tokens were masked.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 
+from funcodec_lite.codec.loading import load_model, model_id
 from funcodec_lite.lm.masked import MaskedLM
 from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
+from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
 
 
 @dataclass
@@ -107,3 +110,42 @@ def vamp(coarse: MaskedLM, c2f: MaskedLM | None, codes: torch.Tensor, mask: torc
     fine_mask = torch.cat([torch.zeros_like(mask[:, :nc]), fine], dim=1)
     return fill_windows(c2f, full, fine_mask, config.c2f_window, config.c2f_overlap, config.maskgit, labels,
                         generator)
+
+
+def load_masked_models(model_dir: str | os.PathLike, c2f_dir: str | os.PathLike | None,
+                       codec_dir: str | os.PathLike | None, device: torch.device) -> tuple:
+    """The models of a vamp: (coarse, c2f or None, codec, the coarse model's provenance), on ``device``.
+
+    Args:
+        model_dir: the coarse masked model (``masked_lm``, no conditioning codebooks).
+        c2f_dir: the coarse-to-fine masked model (None: coarse codebooks only).
+        codec_dir: the codec (None: the one the coarse model's provenance names, else the shipped model).
+
+    Raises:
+        ValueError: one line for models that do not fit together (another kind, a coarse-to-fine model
+            given as the coarse one, tokens of another codec, conditioning codebooks that do not match).
+    """
+    kind, config = read_model_config(model_dir)
+    if kind != MaskedLM.model_kind:
+        raise ValueError(f"{model_dir}: a {kind} model directory, not a masked token model")
+    if config.get("n_conditioning", 0):
+        raise ValueError(f"{model_dir}: a coarse-to-fine model; give the coarse model as --model and this "
+                         "one as --c2f")
+    provenance = read_provenance(model_dir)
+    if "tokens" not in provenance:
+        raise ValueError(f"{model_dir}: no record of the codec its tokens came from (provenance.json)")
+    coarse = load_model_dir(model_dir, MaskedLM.model_kind).to(device)
+    codec = load_model(codec_dir or provenance.get("codec") or "default", device=device)
+    if model_id(codec) != provenance["tokens"]["model_id"]:
+        raise ValueError(f"{model_dir} was trained on tokens of codec {provenance['tokens']['model_id']}, "
+                         f"but the codec given is {model_id(codec)}")
+    c2f = None
+    if c2f_dir:
+        c2f = load_model_dir(c2f_dir, MaskedLM.model_kind).to(device)
+        c2f_tokens = read_provenance(c2f_dir).get("tokens", {}).get("model_id")
+        if c2f_tokens != provenance["tokens"]["model_id"]:
+            raise ValueError(f"{c2f_dir} was trained on tokens of codec {c2f_tokens}, not the coarse model's")
+        if c2f.config.n_conditioning != coarse.config.n_q:
+            raise ValueError(f"{c2f_dir} reads {c2f.config.n_conditioning} coarse codebooks; the coarse "
+                             f"model makes {coarse.config.n_q}")
+    return coarse, c2f, codec, provenance
