@@ -46,6 +46,12 @@ def test_parameter_counts_of_the_published_configurations():
 
 
 def test_msstft_matches_the_encodec_reference_with_the_same_weights():
+    # encodec's msstftd computes its spectrogram with torchaudio.transforms.Spectrogram. Where torchaudio
+    # cannot load (CI: no build for torch 2.13), that is tests/reference_libs.py's stand-in (torch.stft
+    # divided by the window's L2 norm), so this compares with EnCodec's code everything after the STFT
+    # (real/imag channel layout, time/frequency axes, convs, padding, dilations, activations, features),
+    # while the STFT itself is our reading of torchaudio's, not independent of ours; the stand-in is
+    # compared with real torchaudio where that loads (tests/test_reference_libs.py).
     Reference = import_reference("encodec.msstftd").MultiScaleSTFTDiscriminator
 
     torch.manual_seed(0)
