@@ -17,7 +17,8 @@ from funcodec_lite.cli.common import UsageError, pick_device
 
 def load_generator(model_dir: str, device: torch.device):
     """The `FoleyGenerator` of a model directory, ready to sample; one-line errors for other kinds."""
-    from funcodec_lite.utils.weights import load_model_dir, read_model_config
+    from funcodec_lite import load_model_dir
+    from funcodec_lite.utils.weights import read_model_config
 
     kind, _ = read_model_config(model_dir)
     if kind != "foley_generator":

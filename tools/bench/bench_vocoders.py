@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
+from funcodec_lite import load_model_dir
 from funcodec_lite.audio.mel_frontend import recipe_front_end
 from funcodec_lite.foley.classifier import accuracy
 from funcodec_lite.foley.data import FoleyFeatures, load_clips, read_foley_data_dir
 from funcodec_lite.foley.generator import remove_dc
 from funcodec_lite.utils.profile import count_parameters
-from funcodec_lite.utils.weights import load_model_dir, read_provenance
+from funcodec_lite.utils.weights import read_provenance
 from funcodec_lite.vocoders.training import load_any_vocoder, loop_config, train_any_vocoder, vocoder_config
 
 KINDS = ("griffinlim", "hifigan", "wavenet", "waveglow", "flowavenet", "student")
