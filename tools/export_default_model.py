@@ -10,6 +10,7 @@ them back to the model's float32, so the shipped model *is* the rounded one: eva
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from funcodec_lite import Codec
@@ -33,7 +34,11 @@ def main() -> None:
     codec.config.name = args.name
     if args.dtype == "float16":
         codec.half()
-    codec.save_pretrained(args.out)
+    source = args.model / "provenance.json"
+    provenance = json.loads(source.read_text()) if source.exists() else {}
+    for key in ("kind", "code_version", "saved"):  # the new directory's own
+        provenance.pop(key, None)
+    codec.save_pretrained(args.out, {**provenance, "exported_from": str(args.model), "dtype": args.dtype})
     size = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out}: {size / 1e6:.2f} MB")
     if size > MAX_BYTES:

@@ -19,7 +19,8 @@ Usage (from the repository root):
 ``--throughput`` measures training throughput as the issue asks for it: seconds of audio trained per
 CPU-second of generator-only steps (the discriminators off, as the tiny recipes train), every config's
 steps interleaved round-robin in one process so that a load on the machine slows all of them alike; the
-last column is the ratio to the first config.
+last column is the ratio to the first config. A config may carry its own overrides,
+``name:key=value;key=value`` (values without commas).
 
 Batch size and segment length default to each config's own, except for the FunCodec-size config
 whose batch of 32 one-second clips is for a GPU: on CPU it defaults to 2 x 1 s (say so in reports).
@@ -117,13 +118,16 @@ def throughput(names: list[str], steps: int, extra: list[str] | None = None) -> 
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data_dir(Path(tmp) / "data", 16000)
         runs = []
-        for name in names:
-            config = TrainConfig.from_yaml(CONF / f"{name}.yaml", overrides)
-            trainer = Trainer(config, data, None, Path(tmp) / f"exp-{name}")
+        for index, spec in enumerate(names):
+            # ``name`` or ``name:key=value;key=value`` (a config with its own overrides)
+            name, _, own = spec.partition(":")
+            own_overrides = [item for item in own.split(";") if item]
+            config = TrainConfig.from_yaml(CONF / f"{name}.yaml", overrides + own_overrides)
+            trainer = Trainer(config, data, None, Path(tmp) / f"exp-{index}")
             batches = trainer.batches()
             trainer.train_step(next(batches))  # warm-up (k-means initialisation of the codebooks)
             audio = config.data.batch_size * config.data.segment_seconds
-            runs.append({"name": name, "trainer": trainer, "batches": batches, "audio": audio, "times": [],
+            runs.append({"name": spec, "trainer": trainer, "batches": batches, "audio": audio, "times": [],
                          "params": count_parameters(trainer.generator)})
         for _ in range(steps):
             for run in runs:
