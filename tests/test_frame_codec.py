@@ -64,7 +64,8 @@ def test_gradient_reaches_the_encoder_and_training_lowers_the_loss():
     loss = CodecLoss(8000, LossWeights(time=1.0, freq=1.0, spectral="dac_mel", complex=1.0))
     optim = torch.optim.Adam(codec.parameters(), lr=3e-3)
     t = torch.arange(800) / 8000
-    wav = (0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.linspace(0, 1, 800)).reshape(1, 1, -1).repeat(2, 1, 1)
+    tone = 0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.linspace(0, 1, 800)
+    wav = tone.reshape(1, 1, -1).repeat(2, 1, 1)
     values = []
     for _ in range(30):
         out = codec(wav)

@@ -16,6 +16,7 @@ from funcodec_lite.codec.training.config import TrainConfig
 from funcodec_lite.codec.training.finetune import finetune_config, first_difference, load_init_weights
 from funcodec_lite.codec.training.task import Trainer
 from funcodec_lite.codec.training.validate import validate
+from funcodec_lite.utils.weights import read_model_config
 
 DEFAULT_MODEL = "funcodec_lite/codec/pretrained/default"
 NO_DISC = {"disc_start_step": 1000, "checkpoint_every": 1000, "valid_every": 1000}
@@ -84,13 +85,14 @@ def test_the_training_codec_computes_what_the_model_dir_computes(tmp_path, data,
     assert trainer.step == 0 and not trainer.opt_g.state  # a fresh optimizer at step 0
 
 
-def test_the_shipped_default_model_loads_folded_into_a_weight_normed_codec():
+def test_the_shipped_default_model_loads_into_a_training_codec():
+    """The shipped model (float16 storage; no weight norm: the frame-rate codec has none) continues."""
     saved = Codec.from_pretrained(DEFAULT_MODEL)
-    config = TrainConfig.from_dict({"codec": yaml.safe_load(open(f"{DEFAULT_MODEL}/config.yaml"))})
-    assert not any("parametrizations" in k for k in saved.state_dict())
+    _, data = read_model_config(DEFAULT_MODEL)
+    config = TrainConfig.from_dict({"codec": data})
     torch.manual_seed(0)
     model = Codec(config.codec)
-    assert load_init_weights(model, DEFAULT_MODEL) > 0
+    assert load_init_weights(model, DEFAULT_MODEL) == 0  # nothing to re-parametrise
     wav = torch.randn(1, 1, 4000, generator=torch.Generator().manual_seed(0)) * 0.05
     with torch.no_grad():
         ours, theirs = model.eval()(wav, n_q=4), saved(wav, n_q=4)
