@@ -140,6 +140,16 @@ class QualityScores:
     si_snr: float
 
 
+def channel_pairs(ref: torch.Tensor, hyp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ref`` and ``hyp`` ([C, T] or [T], same shape) as float32 CPU tensors [C, T]; ValueError otherwise."""
+    if ref.shape != hyp.shape:
+        raise ValueError(f"ref and hyp shapes differ: {tuple(ref.shape)} vs {tuple(hyp.shape)}")
+    if ref.dim() not in (1, 2):
+        raise ValueError(f"expected audio [C, T] or [T], got shape {tuple(ref.shape)}")
+    return (ref.detach().to("cpu", torch.float32).reshape(-1, ref.shape[-1]),
+            hyp.detach().to("cpu", torch.float32).reshape(-1, hyp.shape[-1]))
+
+
 def score_pair(ref: torch.Tensor, hyp: torch.Tensor, sample_rate: int) -> QualityScores:
     """All quality scores of `hyp` against `ref`; multi-channel audio is scored per channel and averaged.
 
@@ -151,12 +161,7 @@ def score_pair(ref: torch.Tensor, hyp: torch.Tensor, sample_rate: int) -> Qualit
         hyp (torch.Tensor): decoded signal, same shape as `ref`.
         sample_rate: rate of both signals in Hz.
     """
-    if ref.shape != hyp.shape:
-        raise ValueError(f"ref and hyp shapes differ: {tuple(ref.shape)} vs {tuple(hyp.shape)}")
-    if ref.dim() not in (1, 2):
-        raise ValueError(f"expected audio [C, T] or [T], got shape {tuple(ref.shape)}")
-    r = ref.detach().to("cpu", torch.float32).reshape(-1, ref.shape[-1])
-    h = hyp.detach().to("cpu", torch.float32).reshape(-1, hyp.shape[-1])
+    r, h = channel_pairs(ref, hyp)
     per_channel = [
         QualityScores(
             pesq=pesq_wb(rc, hc, sample_rate),

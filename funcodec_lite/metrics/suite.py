@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from ..audio.spectral import mel_distance
-from .quality import pesq_wb, si_snr, stoi
+from .quality import channel_pairs, pesq_wb, si_snr, stoi
 
 CLASSIC = ("pesq", "stoi", "estoi", "mel", "si_snr")
 PERCEPTUAL = ("dnsmos", "spk")
@@ -122,12 +122,7 @@ class Scorer:
         Raises:
             ValueError: shapes that differ or are not [C, T] / [T].
         """
-        if ref.shape != hyp.shape:
-            raise ValueError(f"ref and hyp shapes differ: {tuple(ref.shape)} vs {tuple(hyp.shape)}")
-        if ref.dim() not in (1, 2):
-            raise ValueError(f"expected audio [C, T] or [T], got shape {tuple(ref.shape)}")
-        r = ref.detach().to("cpu", torch.float32).reshape(-1, ref.shape[-1])
-        h = hyp.detach().to("cpu", torch.float32).reshape(-1, hyp.shape[-1])
+        r, h = channel_pairs(ref, hyp)
         channels: list[dict[str, float]] = [{} for _ in range(r.shape[0])]
         for scores, rc, hc in zip(channels, r, h):
             if "pesq" in self.groups:
