@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from funcodec_lite.lm import prompts as P
-from funcodec_lite.lm.prompts import PRESETS, MaskSpecError, parse_mask_spec
+from funcodec_lite.lm.mask_spec import PRESETS, MaskSpecError, parse_mask_spec
 
 
 def gen(seed: int = 0) -> torch.Generator:

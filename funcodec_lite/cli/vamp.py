@@ -1,6 +1,6 @@
 """``codec vamp``: vary, inpaint or compress audio with a masked token model (VampNet-style prompts).
 
-The input is encoded with the model's codec, the mask spec (``funcodec_lite/lm/prompts.py``: e.g.
+The input is encoded with the model's codec, the mask spec (``funcodec_lite/lm/mask_spec.py``: e.g.
 ``periodic:7,width:1 & upper:4`` or a preset such as ``beat-driven``) chooses which tokens to regenerate,
 the coarse (and coarse-to-fine) models fill them by MaskGIT decoding in windows, and the result is decoded
 back to the input's length, rate and channel count.
@@ -34,8 +34,8 @@ def rhythm_frames(wav: torch.Tensor, rate: int, frame_rate: float, spec) -> tupl
 def cmd_vamp(args: argparse.Namespace) -> int:
     """Regenerate the masked tokens of an audio file and write the result (same length, rate, channels)."""
     from funcodec_lite.audio.io import load_audio, resample, save_audio
+    from funcodec_lite.lm.mask_spec import parse_mask_spec
     from funcodec_lite.lm.maskgit import MaskGITConfig
-    from funcodec_lite.lm.prompts import parse_mask_spec
     from funcodec_lite.lm.vamp import VampConfig, vamp
 
     spec = parse_mask_spec(args.mask)  # a bad spec fails before anything is loaded

@@ -19,8 +19,9 @@ from funcodec_lite.audio.io import load_audio, save_audio
 from funcodec_lite.audio.rhythm import detect_onsets, track_beats
 from funcodec_lite.audio.spectral import mel_distance
 from funcodec_lite.data.kaldi import read_scp
+from funcodec_lite.lm.mask_spec import PRESETS, parse_mask_spec
 from funcodec_lite.lm.maskgit import MaskGITConfig
-from funcodec_lite.lm.prompts import PRESETS, parse_mask_spec, times_to_frames
+from funcodec_lite.lm.prompts import times_to_frames
 from funcodec_lite.lm.vamp import VampConfig, load_masked_models, vamp
 from funcodec_lite.metrics import save_spectrogram_png
 
