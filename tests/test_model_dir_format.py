@@ -1,6 +1,7 @@
 """The one model-directory format: every kind saves and loads through one loader, with one-line errors."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -121,10 +122,14 @@ def test_wrong_kind_and_broken_directories_are_one_line(tmp_path):
         assert expected[case] in message and "\n" not in message, (case, message)
 
 
-def test_codec_directories_without_a_kind_read_as_codecs():
-    kind, data = read_model_config(default_model_dir())
-    assert "kind" not in yaml.safe_load((default_model_dir() / "config.yaml").read_text())
-    assert kind == "codec" and data["arch"] == "freqcodec"
+def test_codec_directories_without_a_kind_read_as_codecs(tmp_path):
+    """Directories saved before config.yaml carried a ``kind`` (the earlier shipped models) are codecs."""
+    config = yaml.safe_load((default_model_dir() / "config.yaml").read_text())
+    config.pop("kind")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copy(default_model_dir() / "model.safetensors", tmp_path / "model.safetensors")
+    kind, data = read_model_config(tmp_path)
+    assert kind == "codec" and data["arch"] == "vocos" and "kind" not in data
 
 
 def test_codec_info_describes_any_kind(tmp_path, capsys):
