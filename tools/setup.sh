@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or updates) the virtual environment at .venv in the repository root and installs
 # funcodec_lite into it in editable mode.  `--test` also installs the test extras (pytest, ruff and the
-# reference implementations the tests compare against: encodec, vector-quantize-pytorch) and the
+# reference implementations the tests compare against: encodec, vector-quantize-pytorch, transformers, snac,
+# and DAC / Mimi / FunCodec from tools/reference-libs.txt), Debian's chromium + chromium-driver and the
 # Debian packages espeak-ng, festival and festvox-kdlpc16k (speech synthesis for the corpus tests).
 # `--bench` also installs the classical speech codecs (Debian codec2, opus-tools, speex, ffmpeg) that
 # tools/bench/bench_classical.py compares our models with; `--test` installs the three codecs its tests
@@ -46,6 +47,15 @@ if [ "$want_test" = 1 ]; then
       || log "could not install festival: its speech-corpus tests will be skipped"
   fi
   quiet_pip -e ".[test]"
+  # reference codecs (DAC, Mimi, FunCodec) without their pinned dependencies: see tools/reference-libs.txt
+  quiet_pip --no-deps -r tools/reference-libs.txt
+  # a real browser for the page tests (selenium drives Debian's chromium; nothing is downloaded at run time)
+  if ! dpkg -s chromium chromium-driver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium chromium-driver"
+    browser_get() { apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1; }
+    { browser_get || { apt-get update -q >/dev/null 2>&1 && browser_get; }; } \
+      || log "could not install chromium: the browser tests will skip"
+  fi
 else
   quiet_pip -e .
 fi
