@@ -18,25 +18,12 @@ from funcodec_lite.cli.common import UsageError, pick_device
 from funcodec_lite.lm.vamp import load_masked_models
 
 
-def rhythm_frames(wav: torch.Tensor, rate: int, frame_rate: float, spec) -> tuple[list | None, list | None]:
-    """Onset and beat frames of each channel [C, T], computed only when the mask spec asks for them."""
-    from funcodec_lite.audio.rhythm import detect_onsets, track_beats
-    from funcodec_lite.lm.prompts import times_to_frames
-
-    onsets = beats = None
-    if spec.needs_onsets:
-        onsets = [times_to_frames(detect_onsets(channel, rate), frame_rate) for channel in wav]
-    if spec.needs_beats:
-        beats = [times_to_frames(track_beats(channel, rate), frame_rate) for channel in wav]
-    return onsets, beats
-
-
 def cmd_vamp(args: argparse.Namespace) -> int:
     """Regenerate the masked tokens of an audio file and write the result (same length, rate, channels)."""
-    from funcodec_lite.audio.io import load_audio, resample, save_audio
+    from funcodec_lite.audio.io import load_audio, save_audio
     from funcodec_lite.lm.mask_spec import parse_mask_spec
     from funcodec_lite.lm.maskgit import MaskGITConfig
-    from funcodec_lite.lm.vamp import VampConfig, vamp
+    from funcodec_lite.lm.vamp import VampConfig, vamp_audio
 
     spec = parse_mask_spec(args.mask)  # a bad spec fails before anything is loaded
     if args.window_seconds <= 0:
@@ -47,24 +34,13 @@ def cmd_vamp(args: argparse.Namespace) -> int:
         raise UsageError("codec vamp works with mono codecs (each channel of the input is vamped on its own)")
     wav, rate = load_audio(args.input)
     channels, length = wav.shape
-    mono = resample(wav, rate, codec.sample_rate)  # [C, T'] each channel coded on its own
-    with torch.no_grad():
-        codes = codec.encode(mono[:, None].to(device))  # [C, n_q, N]
     generator = torch.Generator().manual_seed(args.seed)
-    onsets, beats = rhythm_frames(wav, rate, codec.frame_rate, spec)
-    k = c2f.config.n_q if c2f is not None else coarse.config.n_q
-    mask = spec.build(channels, k, codes.shape[-1], codec.frame_rate, generator, onsets, beats).to(device)
     config = VampConfig.for_window(max(1, round(args.window_seconds * codec.frame_rate)),
                                    MaskGITConfig(steps=args.steps, temperature=args.temperature,
                                                  mask_temperature=args.mask_temperature))
     labels = _labels(args.class_name, provenance, channels, device)
-    out = vamp(coarse, c2f, codes[:, :k], mask, config, labels, generator)
-    with torch.no_grad():
-        audio = codec.decode(out, length=mono.shape[-1])[:, 0].float().cpu()  # [C, T']
-    audio = resample(audio, codec.sample_rate, rate)[:, :length]
-    if audio.shape[-1] < length:
-        audio = torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
-    save_audio(args.output, audio.clamp(-1, 1), rate)
+    audio, mask = vamp_audio(coarse, c2f, codec, wav, rate, spec, config, labels, generator)
+    save_audio(args.output, audio, rate)
     kept = int((~mask).sum())
     kbps = kept * math.log2(codec.codebook_size) / (length / rate) / 1000 / channels
     print(f"codec vamp: {mask.numel() - kept} of {mask.numel()} tokens generated ({kbps:.3f} kbps kept per "

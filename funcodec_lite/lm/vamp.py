@@ -149,3 +149,48 @@ def load_masked_models(model_dir: str | os.PathLike, c2f_dir: str | os.PathLike 
             raise ValueError(f"{c2f_dir} reads {c2f.config.n_conditioning} coarse codebooks; the coarse "
                              f"model makes {coarse.config.n_q}")
     return coarse, c2f, codec, provenance
+
+
+def rhythm_frames(wav: torch.Tensor, rate: int, frame_rate: float, spec) -> tuple[list | None, list | None]:
+    """Onset and beat frames of each channel [C, T], computed only when the mask spec asks for them."""
+    from funcodec_lite.audio.rhythm import detect_onsets, track_beats
+    from funcodec_lite.lm.prompts import times_to_frames
+
+    onsets = beats = None
+    if spec.needs_onsets:
+        onsets = [times_to_frames(detect_onsets(channel, rate), frame_rate) for channel in wav]
+    if spec.needs_beats:
+        beats = [times_to_frames(track_beats(channel, rate), frame_rate) for channel in wav]
+    return onsets, beats
+
+
+@torch.no_grad()
+def vamp_audio(coarse: MaskedLM, c2f: MaskedLM | None, codec, wav: torch.Tensor, rate: int, spec,
+               config: VampConfig, labels: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vamps a waveform: each channel encoded on its own with the (mono) codec, the tokens ``spec`` masks
+    regenerated, decoded back to the input's rate and length.
+
+    Args:
+        codec: the mono codec the models were trained on.
+        wav (torch.Tensor): audio [C, T] at ``rate``.
+        spec: a parsed mask spec (`funcodec_lite.lm.mask_spec.parse_mask_spec`).
+
+    Returns:
+        (audio float32 [C, T] in [-1, 1], mask bool [C, K, N]: True where a token was generated).
+    """
+    from funcodec_lite.audio.io import resample
+
+    device = next(coarse.parameters()).device
+    channels, length = wav.shape
+    mono = resample(wav, rate, codec.sample_rate)  # [C, T'] each channel coded on its own
+    codes = codec.encode(mono[:, None].to(device))  # [C, n_q, N]
+    onsets, beats = rhythm_frames(wav, rate, codec.frame_rate, spec)
+    k = c2f.config.n_q if c2f is not None else coarse.config.n_q
+    mask = spec.build(channels, k, codes.shape[-1], codec.frame_rate, generator, onsets, beats).to(device)
+    out = vamp(coarse, c2f, codes[:, :k], mask, config, labels, generator)
+    audio = codec.decode(out, length=mono.shape[-1])[:, 0].float().cpu()  # [C, T']
+    audio = resample(audio, codec.sample_rate, rate)[:, :length]
+    if audio.shape[-1] < length:
+        audio = torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+    return audio.clamp(-1, 1), mask.cpu()
