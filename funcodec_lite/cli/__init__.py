@@ -1,6 +1,6 @@
 """The ``codec`` command line: ``encode``, ``decode``, ``tokenize``, ``eval``, ``info``, ``convert``,
 ``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``,
-``vocoder train``, ``vocoder resynth``.
+``vocoder train``, ``vocoder resynth``, ``listen``.
 
 Errors are one line on stderr (``codec <command>: error: <file>: <problem>``) with exit code 2 and no
 traceback unless ``--debug``; nothing is left half-written (outputs are written atomically).
@@ -18,6 +18,7 @@ from funcodec_lite.cli import (
     evaluation,
     generate,
     info,
+    listen,
     lm,
     tokenize,
     training,
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder):
+    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder, listen):
         module.register(commands)
     return parser
 
