@@ -1,0 +1,1 @@
+"""Codec families converted from released checkpoints (DAC, Mimi, SNAC, ...), each a ``CompressionModel``."""
