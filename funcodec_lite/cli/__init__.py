@@ -1,6 +1,6 @@
 """The ``codec`` command line: ``encode``, ``decode``, ``tokenize``, ``eval``, ``info``, ``convert``,
 ``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``,
-``vocoder train``, ``vocoder resynth``, ``listen``.
+``vocoder train``, ``vocoder resynth``, ``listen``, ``serve``.
 
 Errors are one line on stderr (``codec <command>: error: <file>: <problem>``) with exit code 2 and no
 traceback unless ``--debug``; nothing is left half-written (outputs are written atomically).
@@ -20,6 +20,7 @@ from funcodec_lite.cli import (
     info,
     listen,
     lm,
+    serve,
     tokenize,
     training,
     vamp,
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder, listen):
+    for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder, listen,
+                   serve):
         module.register(commands)
     return parser
 
