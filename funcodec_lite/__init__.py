@@ -7,19 +7,23 @@ import torch
 from torch import nn
 
 from funcodec_lite.codec import Codec, CodecConfig, CodecOutput, list_presets
+from funcodec_lite.codec.interface import CompressionModel
+from funcodec_lite.codec.kinds import CODEC_KINDS, CodecKindError, codec_class
 from funcodec_lite.inference.tokenizer import Tokenizer
 from funcodec_lite.utils import weights
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.vocoders import VOCODERS
 
 __version__ = "0.1.0"
-__all__ = ["Codec", "CodecConfig", "CodecOutput", "ConfigError", "MODEL_KINDS", "list_presets",
-           "load_model_dir", "model_class", "Tokenizer", "__version__"]
+__all__ = ["Codec", "CodecConfig", "CodecOutput", "CompressionModel", "ConfigError", "MODEL_KINDS",
+           "list_presets", "load_model_dir", "model_class", "Tokenizer", "__version__"]
 
 # Every model kind of the toolkit -> the module that defines its class. The entry point sits above every
 # model package, so it may name them; the model-directory format (`funcodec_lite.utils.weights`) names none.
+# The codec kinds (our Codec and the converted families) come from the codec layer's registry; a family
+# whose module is not in this installation is skipped until a directory of its kind is loaded.
 MODEL_KINDS: dict[str, str] = {
-    "codec": "funcodec_lite.codec.model",
+    **CODEC_KINDS,
     "codec_lm": "funcodec_lite.lm.codec_lm",
     "nar_lm": "funcodec_lite.lm.nar",
     "multiscale_lm": "funcodec_lite.lm.multiscale",
@@ -35,10 +39,18 @@ MODEL_KINDS: dict[str, str] = {
 def model_class(kind: str) -> type:
     """The model class of any kind of `MODEL_KINDS` (every kind's module is imported: a model such as the
     Foley generator nests models of other kinds)."""
-    if kind not in MODEL_KINDS:
+    if kind not in MODEL_KINDS and kind not in CODEC_KINDS:
         raise weights.ModelDirError(f"unknown model kind {kind!r}; known: {sorted(MODEL_KINDS)}")
-    for module in MODEL_KINDS.values():
-        importlib.import_module(module)
+    if kind in CODEC_KINDS:
+        codec_class(kind)  # one line when the family is not installed or fails to import
+    for name, module in {**MODEL_KINDS, **CODEC_KINDS}.items():
+        if name not in CODEC_KINDS:
+            importlib.import_module(module)
+        elif name != kind:
+            try:
+                codec_class(name)
+            except CodecKindError:  # another codec family, absent here: no model nests one
+                continue
     return weights.model_class(kind)
 
 

@@ -10,6 +10,7 @@ from tiny_models import tiny_config
 
 from funcodec_lite import MODEL_KINDS, load_model_dir
 from funcodec_lite.cli import main
+from funcodec_lite.codec.kinds import CODEC_KINDS
 from funcodec_lite.codec.loading import default_model_dir
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.foley.classifier import ClassifierConfig, FoleyClassifier
@@ -79,6 +80,7 @@ def test_every_kind_round_trips_through_the_one_loader(tmp_path):
     # the vocoder kinds and the Foley generator round-trip in their own tests (test_wavenet, test_student,
     # test_flows, test_foley_generator, test_foley_stages: every vocoder kind through the recipe)
     elsewhere = {"wavenet", "student", "waveglow", "flowavenet", "griffinlim", "foley_generator"}
+    elsewhere |= set(CODEC_KINDS) - {"codec"}  # the converted codec families: their own exactness tests
     assert set(models) | elsewhere == set(MODEL_KINDS)
     for kind, (model, inputs) in models.items():
         directory = tmp_path / kind

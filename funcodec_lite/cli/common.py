@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import DTYPES, load_model
-from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.chunking import ChunkConfig
 
 
@@ -59,15 +59,15 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
-def check_n_q(n_q: int | None, codec: Codec) -> None:
+def check_n_q(n_q: int | None, codec: CompressionModel) -> None:
     """``--n-q`` (or the codebooks of ``--bandwidth``) checked against the model: the command line's one
-    check, before any file is read; below it only the quantizer checks (`ResidualVectorQuantizer.encode`)."""
+    check, before any file is read; below it only the model's ``encode`` checks."""
     if n_q is not None and not 1 <= n_q <= codec.n_q:
         raise UsageError(f"--n-q must be in 1..{codec.n_q}, got {n_q}")
 
 
-def load_from_args(args: argparse.Namespace) -> Codec:
-    """Loads ``--model`` (default model when omitted) on ``--device`` in ``--dtype``."""
+def load_from_args(args: argparse.Namespace) -> CompressionModel:
+    """Loads ``--model`` (any codec kind; default model when omitted) on ``--device`` in ``--dtype``."""
     return load_model(args.model, pick_device(args.device), getattr(args, "dtype", "float32"))
 
 

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 from funcodec_lite import load_model_dir
+from funcodec_lite.codec.interface import CompressionModel
+from funcodec_lite.codec.kinds import is_codec_kind
 from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, resolve_model_dir
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.tokens import load_tokens
@@ -25,6 +27,8 @@ def token_info(path: str | Path) -> dict:
         "duration_s": round(tokens.duration, 3), "streams": tokens.streams, "n_q": tokens.n_q,
         "frames": tokens.frames, "frame_rate": tokens.frame_rate, "codebook_size": tokens.codebook_size,
         "kbps_per_stream": round(tokens.kbps, 3), "kbps_total": round(tokens.kbps * tokens.streams, 3),
+        **({"codebook_sizes": list(tokens.codebook_sizes)} if tokens.codebook_sizes else {}),
+        **({"codebook_strides": list(tokens.codebook_strides)} if tokens.codebook_strides else {}),
     }
 
 
@@ -35,27 +39,36 @@ def model_info(path: str | Path) -> dict:
     provenance = read_provenance(directory)
     made = {key: provenance[key] for key in ("steps", "train_minutes", "data", "code_version")
             if key in provenance}
-    if kind != Codec.model_kind:
+    if not is_codec_kind(kind):
         model = load_model_dir(directory)
         return {"directory": str(directory), "kind": "model", "model_kind": kind,
                 "parameters": count_parameters(model), **made}
     directory = resolve_model_dir(directory)
-    codec: Codec = load_model(directory, fold=False)
-    bits = math.log2(codec.codebook_size)
-    config = codec.config
-    causal = bool(getattr(config.model, "causal", False))
+    codec = load_model(directory, fold=False)
+    return {"directory": str(directory), "kind": "model", "model_kind": kind, "model_id": model_id(codec),
+            **_codec_fields(codec), **made}
+
+
+def _codec_fields(codec: CompressionModel) -> dict:
+    """What ``codec info`` shows of a codec: the interface's numbers, and our ``Codec``'s architecture."""
+    ours = codec if isinstance(codec, Codec) else None
+    config = ours.config if ours is not None else None
+    sizes, strides = list(codec.codebook_sizes), list(codec.codebook_strides)
+    alike = len(set(sizes)) == 1 and set(strides) == {1}
     return {
-        "directory": str(directory), "kind": "model", "model_kind": kind, "model_id": model_id(codec),
-        **({"name": config.name} if config.name else {}),
-        "arch": config.arch, "domain": config.domain, "causal": causal, "sample_rate": codec.sample_rate,
-        "channels": codec.channels, "frame_rate": codec.frame_rate,
+        **({"name": config.name} if config is not None and config.name else {}),
+        **({"arch": config.arch, "domain": config.domain} if config is not None else {}),
+        "causal": bool(getattr(config.model, "causal", False)) if config is not None else codec.is_causal,
+        "sample_rate": codec.sample_rate, "channels": codec.channels, "frame_rate": codec.frame_rate,
         "samples_per_frame": codec.samples_per_frame,
         "n_q": codec.n_q, "codebook_size": codec.codebook_size,
-        "kbps_per_codebook": round(bits * codec.frame_rate / 1000, 4),
+        **({} if alike else {"codebook_sizes": sizes, "codebook_strides": strides}),
+        **({"kbps_per_codebook": round(math.log2(codec.codebook_size) * codec.frame_rate / 1000, 4)}
+           if alike else {}),
         "kbps_max": round(codec.bandwidth(codec.n_q), 3),
-        "parameters": count_parameters(codec.encoder) + count_parameters(codec.decoder),
-        "semantic_augmentation": codec.semantic is not None,
-        **made,
+        "parameters": (count_parameters(ours.encoder) + count_parameters(ours.decoder) if ours is not None
+                       else count_parameters(codec)),
+        **({"semantic_augmentation": ours.semantic is not None} if ours is not None else {}),
     }
 
 

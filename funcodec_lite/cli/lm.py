@@ -49,10 +49,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     codebooks = None
     if config.data.init_from_codec:
         from funcodec_lite.codec.loading import load_model, model_id
+        from funcodec_lite.codec.model import Codec
 
         codec = load_model(args.codec)
         if model_id(codec) != info["model_id"]:
             raise UsageError(f"--codec {args.codec} is not the codec of the tokens ({info['model_id']})")
+        if not isinstance(codec, Codec) or not hasattr(codec.quantizer, "layers"):
+            raise UsageError(f"data.init_from_codec needs a funcodec_lite codec with RVQ codebooks; --codec "
+                             f"{args.codec} is a {type(codec).model_kind!r} model "
+                             "(set init_from_codec: false)")
         codebooks = torch.stack([layer.embed for layer in codec.quantizer.layers[:n_q]])
     train_lm(config, fixed, dataset, batches, args.exp_dir, resume=args.resume, provenance=provenance,
              max_steps=args.max_steps, codebooks=codebooks)

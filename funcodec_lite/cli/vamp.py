@@ -42,7 +42,9 @@ def cmd_vamp(args: argparse.Namespace) -> int:
     audio, mask = vamp_audio(coarse, c2f, codec, wav, rate, spec, config, labels, generator)
     save_audio(args.output, audio, rate)
     kept = int((~mask).sum())
-    kbps = kept * math.log2(codec.codebook_size) / (length / rate) / 1000 / channels
+    kept_per_codebook = (~mask).sum(dim=(0, 2)).tolist()  # mask [C, K, N]
+    bits = sum(n * math.log2(size) for n, size in zip(kept_per_codebook, codec.codebook_sizes))
+    kbps = bits / (length / rate) / 1000 / channels
     print(f"codec vamp: {mask.numel() - kept} of {mask.numel()} tokens generated ({kbps:.3f} kbps kept per "
           f"channel) -> {args.output}")
     return 0

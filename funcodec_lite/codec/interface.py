@@ -94,6 +94,21 @@ class CompressionModel(nn.Module, ABC):
         """Codebooks ``encode`` returns when not told (``set_num_codebooks``; default all)."""
         return getattr(self, "_num_codebooks", None) or self.n_q
 
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples ``encode`` accepts (callers zero-pad shorter windows and cut the extra frames)."""
+        return 1
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames N of the codes ``encode`` gives for ``num_samples`` samples (0 for an empty signal)."""
+        return -(-num_samples // self.samples_per_frame) if num_samples > 0 else 0
+
+    @property
+    def frame_alignment(self) -> int:
+        """Frames a window of the codes' time axis must start on to keep every codebook's token grid
+        (the least common multiple of ``codebook_strides``; 1 for single-rate models)."""
+        return math.lcm(*self.codebook_strides)
+
     def set_num_codebooks(self, n: int) -> None:
         """Makes ``encode`` return the first ``n`` codebooks by default (1 ≤ n ≤ ``n_q``)."""
         if not 1 <= int(n) <= self.n_q:
@@ -124,12 +139,13 @@ class CompressionModel(nn.Module, ABC):
 
     def streaming_encoder(self, n_q: int | None = None) -> Any:
         """An object with ``push(chunk [B, C, t]) -> codes [B, K, t']`` and ``flush() -> codes`` whose
-        concatenated codes equal ``encode`` of the whole signal (causal models only)."""
+        concatenated codes equal ``encode`` of the whole signal (causal models only; K = ``n_q``, default
+        ``num_codebooks``).  ``close()`` (also a context manager) ends the stream without flushing."""
         raise ValueError(f"{type(self).__name__} models do not stream (not causal)")
 
     def streaming_decoder(self) -> Any:
         """An object with ``push(codes [B, K, n]) -> wav`` and ``flush() -> wav`` whose concatenated audio
-        equals ``decode`` of all codes at once (causal models only)."""
+        equals ``decode`` of all codes at once (causal models only); ``close()`` as the encoder's."""
         raise ValueError(f"{type(self).__name__} models do not stream (not causal)")
 
     def fold_weight_norm(self) -> int:

@@ -1,7 +1,12 @@
-"""Finding and loading codec model directories: the shipped default model, error reports, the model id."""
+"""Finding and loading codec model directories: the shipped default model, error reports, the model id.
+
+A codec model directory holds any codec kind of ``funcodec_lite.codec.kinds`` (our ``Codec``, or a family
+converted from released checkpoints); ``load_model`` returns it as a ``CompressionModel``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,8 +16,16 @@ from pathlib import Path
 import torch
 from torch.nn.utils import parametrize
 
+from funcodec_lite.codec.interface import CompressionModel
+from funcodec_lite.codec.kinds import CODEC_KINDS, codec_class
 from funcodec_lite.codec.model import Codec
-from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, ModelDirError
+from funcodec_lite.utils.weights import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelDirError,
+    load_model_as,
+    read_model_config,
+)
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ENV = "FUNCODEC_LITE_DEFAULT_MODEL"
@@ -61,22 +74,29 @@ def resolve_model_dir(model: str | os.PathLike | None = None) -> Path:
 
 
 def load_model(model: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-               dtype: str | torch.dtype = torch.float32, fold: bool = True) -> Codec:
-    """Loads a model directory for inference (eval mode), with its ``model_id`` computed and cached.
+               dtype: str | torch.dtype = torch.float32, fold: bool = True) -> CompressionModel:
+    """Loads a codec model directory of any codec kind for inference (eval mode), with its ``model_id``
+    computed and cached.
 
     Args:
-        model: a directory written by ``Codec.save_pretrained``; None or "default" for the default model.
+        model: a directory written by ``save_model_dir`` (``Codec.save_pretrained``, ``codec convert``)
+            whose kind is a codec kind (``CODEC_KINDS``); None or "default" for the default model.
         device: where to put it.
         dtype: ``float32`` or ``bfloat16`` (weights are cast after the id is computed, so the id is the
             same in both).
         fold: fold weight normalisation into plain weights (faster inference, same outputs).
 
     Raises:
-        ModelError: missing, incomplete or corrupt files, or weights that do not fit the config.
+        ModelError: missing, incomplete or corrupt files, a directory of a model that is not a codec, a
+            codec kind not available here, or weights that do not fit the config.
     """
     directory = resolve_model_dir(model)
     try:
-        codec = Codec.from_pretrained(directory)
+        kind, _ = read_model_config(directory)
+        if kind not in CODEC_KINDS:
+            raise ModelDirError(f"a {kind} model directory, not a codec (codec kinds: "
+                                f"{', '.join(sorted(CODEC_KINDS))})")
+        codec = load_model_as(directory, codec_class(kind))
     except (ModelDirError, OSError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         detail = detail.removeprefix(f"{directory}: ")
@@ -113,10 +133,11 @@ _LATER_FIELDS: dict[tuple[str, ...], object] = {
 }
 
 
-def model_id(codec: Codec) -> str:
+def model_id(codec: CompressionModel) -> str:
     """A short identifier of a model: sha256 of its canonical config and weights (16 hex digits).
 
-    The config is hashed as sorted JSON (without its ``name`` label); the weights as float32 bytes in
+    The config is hashed as sorted JSON (without its ``name`` label; a kind other than ``codec`` is
+    hashed too, so two families never share an id); the weights as float32 bytes in
     key order, with weight-normalised weights taken as the plain weights they compute, so folding
     does not change the id.  Computed once and cached on the model (``load_model`` computes it before
     any dtype cast): change the weights after that and the cached id is stale.
@@ -125,15 +146,19 @@ def model_id(codec: Codec) -> str:
     if cached is not None:
         return cached
     digest = hashlib.sha256()
-    config = codec.config.to_dict()
+    kind = getattr(type(codec), "model_kind", Codec.model_kind)
+    config = codec.config.to_dict() if hasattr(codec.config, "to_dict") else dataclasses.asdict(codec.config)
     config.pop("name", None)
-    for path, default in _LATER_FIELDS.items():
-        *parents, key = path
-        section = config
-        for parent in parents:
-            section = section.get(parent) or {}
-        if key in section and section[key] == default:
-            del section[key]
+    if kind == Codec.model_kind:
+        for path, default in _LATER_FIELDS.items():
+            *parents, key = path
+            section = config
+            for parent in parents:
+                section = section.get(parent) or {}
+            if key in section and section[key] == default:
+                del section[key]
+    else:
+        digest.update(f"kind:{kind};".encode())
     digest.update(json.dumps(config, sort_keys=True, separators=(",", ":"), default=list).encode())
     for key, tensor in sorted(_canonical_tensors(codec).items()):
         data = tensor.detach().to("cpu", torch.float32 if tensor.is_floating_point() else tensor.dtype)
@@ -144,7 +169,7 @@ def model_id(codec: Codec) -> str:
     return value
 
 
-def _canonical_tensors(codec: Codec) -> dict[str, torch.Tensor]:
+def _canonical_tensors(codec: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state dict with each weight-norm parametrisation replaced by the weight it computes."""
     tensors = {k: v for k, v in codec.state_dict().items() if ".parametrizations.weight." not in k}
     with torch.no_grad():

@@ -12,7 +12,8 @@ from torch import nn
 
 from funcodec_lite.audio.transforms import build_transform
 from funcodec_lite.codec.config import CodecConfig
-from funcodec_lite.modules.conv import fold_weight_norm
+from funcodec_lite.codec.interface import CompressionModel
+from funcodec_lite.codec.streaming import StreamingDecoder, StreamingEncoder
 from funcodec_lite.modules.frame_codec import VocosEncoder
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
@@ -40,8 +41,8 @@ class CodecOutput(NamedTuple):
     metrics: dict[str, torch.Tensor]
 
 
-class Codec(nn.Module):
-    """Neural audio codec: waveform ↔ discrete codes.
+class Codec(CompressionModel):
+    """Neural audio codec: waveform ↔ discrete codes (a ``CompressionModel``).
 
     Args:
         config: the whole model description (see ``CodecConfig``).
@@ -82,12 +83,12 @@ class Codec(nn.Module):
                     model.istft_fft_size, model.kernel_size, model.final_activation)
             else:
                 self.decoder = SEANetDecoder(config.channels, model, input_dim=decoder_dim)
-            self.samples_per_frame = model.hop_length
+            self._samples_per_frame = model.hop_length
         elif config.arch == "vocos":
             self.encoder = VocosEncoder(model, config.channels)
             self.decoder = ISTFTDecoder(config.channels, decoder_dim, model.hop_length, model.dec_width,
                                         model.dec_blocks, model.decoder_n_fft, model.kernel_size)
-            self.samples_per_frame = model.hop_length
+            self._samples_per_frame = model.hop_length
         else:
             expected = config.channels * self.transform.feature_channels
             if model.in_channels != expected or model.domain != config.domain:
@@ -98,7 +99,7 @@ class Codec(nn.Module):
                                   f"n_fft // 2 + 1 = {config.stft.freq_bins}")
             self.encoder = FreqEncoder(model)
             self.decoder = FreqDecoder(dataclasses.replace(model, dimension=decoder_dim))
-            self.samples_per_frame = config.stft.hop_length * model.hop
+            self._samples_per_frame = config.stft.hop_length * model.hop
         self.quantizer = build_quantizer(quantizer)
 
     # ----------------------------------------------------------------------------------------------
@@ -112,26 +113,60 @@ class Codec(nn.Module):
         return self.config.channels
 
     @property
-    def frame_rate(self) -> float:
-        """Code frames per second."""
-        return self.sample_rate / self.samples_per_frame
+    def samples_per_frame(self) -> int:
+        """Audio samples per code frame (the encoder's hop)."""
+        return self._samples_per_frame
 
     @property
     def codebook_size(self) -> int:
         return self.config.quantizer.codebook_size
 
     @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return (self.codebook_size,) * self.n_q
+
+    @property
     def n_q(self) -> int:
         """Number of codebooks in the quantizer (the most a caller can ask for)."""
         return self.config.quantizer.n_q
+
+    @property
+    def is_causal(self) -> bool:
+        """Causal time-domain models without semantic augmentation stream."""
+        return (self.config.arch == "seanet" and bool(self.config.model.causal)
+                and self.semantic is None)
+
+    @property
+    def min_samples(self) -> int:
+        """1, or n_fft // 2 + 1 for the reflect-padded STFT of frequency-domain models."""
+        return 1 if self.config.domain == "time" else self.config.stft.n_fft // 2 + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        """Code frames of ``num_samples`` samples: whole hops (time domain, zero-padded) or the frames of
+        the centred STFT grouped by the model's hop (frequency domain)."""
+        if num_samples <= 0:
+            return 0
+        if self.config.domain == "time":
+            return -(-num_samples // self.samples_per_frame)
+        feature_frames = num_samples // self.config.stft.hop_length + 1
+        return -(-feature_frames // self.config.model.hop)
 
     def n_q_for_bandwidth(self, kbps: float) -> int:
         """Codebooks that fit in ``kbps``: floor(kbps·1000 / (log2(codebook_size) · frame_rate))."""
         return self.quantizer.n_q_for_bandwidth(kbps, self.frame_rate)
 
-    def bandwidth(self, n_q: int) -> float:
-        """Bit rate in kbps of ``n_q`` codebooks."""
+    def bandwidth(self, n_q: int | None = None) -> float:
+        """Bit rate in kbps of ``n_q`` codebooks (default ``num_codebooks``)."""
+        n_q = self.num_codebooks if n_q is None else n_q
         return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
+
+    def streaming_encoder(self, n_q: int | None = None) -> StreamingEncoder:
+        """A ``StreamingEncoder`` (causal time-domain models only; ValueError otherwise)."""
+        return StreamingEncoder(self, n_q)
+
+    def streaming_decoder(self) -> StreamingDecoder:
+        """A ``StreamingDecoder`` (causal time-domain models only; ValueError otherwise)."""
+        return StreamingDecoder(self)
 
     # ----------------------------------------------------------------------------------------------
     def _resolve_n_q(self, n_q: int | None, bandwidth: float | None) -> int | None:
@@ -195,13 +230,14 @@ class Codec(nn.Module):
 
         Args:
             wav: [B, C, T] at ``sample_rate``.
-            n_q: codebooks to use (default: all); or ``bandwidth`` in kbps.
+            n_q: codebooks to use (default: ``num_codebooks``, all unless ``set_num_codebooks``); or
+                ``bandwidth`` in kbps.
             semantic: frame-aligned semantic features [B, T_s, D_s] or ids [B, T_s] when the model
                 has semantic augmentation in ``res`` mode (codes are of the acoustic minus semantic part).
         Returns:
             codes [B, n_q, N] (int64).
         """
-        n_q = self._resolve_n_q(n_q, bandwidth) or self.n_q
+        n_q = self._resolve_n_q(n_q, bandwidth) or self.num_codebooks
         latent = self.encode_latent(wav)
         if self.semantic is not None:
             return self.semantic.encode(latent, self._need(semantic), self.quantizer, n_q)
@@ -247,10 +283,6 @@ class Codec(nn.Module):
         return CodecOutput(wav_hat, result.codes, result.commit_loss, result.metrics)
 
     # ----------------------------------------------------------------------------------------------
-    def fold_weight_norm(self) -> int:
-        """Folds weight normalisation into plain weights for inference; returns the number folded."""
-        return fold_weight_norm(self)
-
     def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> None:
         """Writes the model directory (``config.yaml``, ``model.safetensors``, ``provenance.json``)."""
         save_model_dir(directory, self, provenance)

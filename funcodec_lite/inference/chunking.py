@@ -1,7 +1,9 @@
 """Encoding and decoding of signals of any length in chunks, with memory bounded by the chunk size.
 
-Causal models stream (``funcodec_lite.inference.stream``): the codes and audio equal whole-signal results.
-Non-causal models use overlapping windows aligned to code frames: each window is a chunk of
+Works with any ``CompressionModel``.  Causal models stream (their ``streaming_encoder()`` /
+``streaming_decoder()``): the codes and audio equal whole-signal results.  Non-causal models use
+overlapping windows aligned to code frames (to whole tokens of every codebook, ``frame_alignment``, for
+multi-rate models): each window is a chunk of
 ``chunk_seconds`` plus ``context_seconds`` of real signal on each side (clipped at the signal's ends),
 is encoded (or decoded) alone, and only its central frames (samples) are kept.  Frames whose receptive
 field fits inside the window come out as in whole-signal coding; what an LSTM or GroupNorm sees beyond
@@ -16,11 +18,12 @@ import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.model import Codec
-from funcodec_lite.inference.stream import StreamingEncoder
 
 
 @dataclass
@@ -39,37 +42,32 @@ class ChunkConfig:
         if not self.chunk_seconds > 0 or self.context_seconds < 0:
             raise ValueError(f"chunk_seconds must be > 0 and context_seconds >= 0, got {self}")
 
-    def frames(self, codec: Codec) -> tuple[int, int]:
-        """(chunk frames, context frames) for ``codec``."""
-        rate = codec.frame_rate
-        return max(1, round(self.chunk_seconds * rate)), math.ceil(self.context_seconds * rate)
+    def frames(self, codec: CompressionModel) -> tuple[int, int]:
+        """(chunk frames, context frames) for ``codec``, whole multiples of its ``frame_alignment``."""
+        rate, align = codec.frame_rate, codec.frame_alignment
+        chunk = max(1, round(self.chunk_seconds * rate))
+        return -(-chunk // align) * align, -(-math.ceil(self.context_seconds * rate) // align) * align
 
 
-def check_codable(codec: Codec) -> None:
+def check_codable(codec: CompressionModel) -> None:
     """Refuses models the file commands cannot drive (semantic augmentation needs extra inputs)."""
-    if codec.semantic is not None:
+    if isinstance(codec, Codec) and codec.semantic is not None:
         raise ValueError("this model uses semantic augmentation: its codes depend on semantic features, "
                          "which the command line and the Tokenizer do not provide")
 
 
-def is_causal(codec: Codec) -> bool:
-    return codec.config.arch == "seanet" and bool(codec.config.model.causal)
+def is_causal(codec: CompressionModel) -> bool:
+    return codec.is_causal
 
 
-def frames_for_length(codec: Codec, length: int) -> int:
+def frames_for_length(codec: CompressionModel, length: int) -> int:
     """Code frames that ``codec.encode`` gives for ``length`` samples (0 for an empty signal)."""
-    if length <= 0:
-        return 0
-    if codec.config.domain == "time":  # seanet and vocos: whole hops, zero-padded
-        return -(-length // codec.samples_per_frame)
-    feature_frames = length // codec.config.stft.hop_length + 1  # centred STFT
-    return -(-feature_frames // codec.config.model.hop)
+    return codec.num_frames(length)
 
 
-def min_length(codec: Codec) -> int:
-    """Fewest samples ``codec.encode`` accepts: 1, or n_fft // 2 + 1 for the reflect-padded STFT of
-    frequency-domain models (shorter windows are zero-padded by ``ChunkedEncoder``)."""
-    return 1 if codec.config.domain == "time" else codec.config.stft.n_fft // 2 + 1
+def min_length(codec: CompressionModel) -> int:
+    """Fewest samples ``codec.encode`` accepts (shorter windows are zero-padded by ``ChunkedEncoder``)."""
+    return codec.min_samples
 
 
 @functools.cache
@@ -93,8 +91,13 @@ def release_memory() -> None:
         trim(0)
 
 
-def model_device(codec: Codec) -> torch.device:
-    return next(codec.parameters()).device
+def model_device(codec: CompressionModel) -> torch.device:
+    return next(codec.parameters(), torch.empty(0)).device
+
+
+def model_dtype(codec: CompressionModel) -> torch.dtype:
+    """Floating-point dtype of the model's first floating parameter (float32 when it has none)."""
+    return next((p.dtype for p in codec.parameters() if p.is_floating_point()), torch.float32)
 
 
 class ChunkedEncoder:
@@ -111,16 +114,17 @@ class ChunkedEncoder:
     encoder as a context manager so that an error in between closes the stream.
     """
 
-    def __init__(self, codec: Codec, n_q: int | None = None, config: ChunkConfig | None = None) -> None:
+    def __init__(self, codec: CompressionModel, n_q: int | None = None,
+                 config: ChunkConfig | None = None) -> None:
         check_codable(codec)
         self.codec = codec
-        self.n_q = n_q or codec.n_q  # its range is checked by the quantizer, as in `StreamingEncoder`
+        self.n_q = n_q or codec.num_codebooks  # its range is checked by the model's encode
         self.config = config or ChunkConfig()
         self.chunk, self.context = self.config.frames(codec)
         self.spf = codec.samples_per_frame
         self.device = model_device(codec)
-        self.dtype = next(codec.encoder.parameters()).dtype
-        self._stream: StreamingEncoder | None = None
+        self.dtype = model_dtype(codec)
+        self._stream: Any = None
         self._buffer: torch.Tensor | None = None
         self._start = 0  # sample index of the buffer's first sample (a multiple of spf)
         self._next = 0  # first code frame not emitted yet
@@ -137,9 +141,9 @@ class ChunkedEncoder:
             return self._empty()
         wav = wav.to(self.device, self.dtype)
         self._seen += wav.shape[-1]
-        if is_causal(self.codec):
+        if self.codec.is_causal:
             if self._stream is None:
-                self._stream = StreamingEncoder(self.codec, self.n_q)
+                self._stream = self.codec.streaming_encoder(self.n_q)
             return self._stream.push(wav).cpu()
         self._buffer = wav if self._buffer is None else torch.cat([self._buffer, wav], dim=-1)
         out = []
@@ -173,7 +177,7 @@ class ChunkedEncoder:
     def close(self) -> None:
         """Drops any open stream and buffered audio (the model leaves streaming mode)."""
         if self._stream is not None:
-            self._stream.close()
+            _close(self._stream)
         self._stream, self._buffer, self._start, self._next, self._seen = None, None, 0, 0, 0
 
     def __enter__(self) -> ChunkedEncoder:
@@ -194,7 +198,14 @@ class ChunkedEncoder:
         return self.codec.encode(padded, n_q=self.n_q)[..., : frames_for_length(self.codec, wav.shape[-1])]
 
 
-def encode_chunked(codec: Codec, wav: torch.Tensor, n_q: int | None = None,
+def _close(stream: Any) -> None:
+    """Closes a model's streaming encoder or decoder (those that hold no state may have no ``close``)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+def encode_chunked(codec: CompressionModel, wav: torch.Tensor, n_q: int | None = None,
                    config: ChunkConfig | None = None) -> torch.Tensor:
     """Encodes an in-memory signal window by window (bounded activation memory).
 
@@ -213,7 +224,7 @@ def encode_chunked(codec: Codec, wav: torch.Tensor, n_q: int | None = None,
 
 
 @torch.no_grad()
-def decode_chunks(codec: Codec, codes: torch.Tensor,
+def decode_chunks(codec: CompressionModel, codes: torch.Tensor,
                   config: ChunkConfig | None = None) -> Iterator[torch.Tensor]:
     """Decodes codes window by window.
 
@@ -230,18 +241,19 @@ def decode_chunks(codec: Codec, codes: torch.Tensor,
     chunk, context = config.frames(codec)
     spf, total = codec.samples_per_frame, codes.shape[-1]
     codes = codes.to(model_device(codec))
-    if is_causal(codec):
-        dtype = next(codec.decoder.parameters()).dtype
-        with codec.decoder.streaming():
+    if codec.is_causal:
+        stream = codec.streaming_decoder()
+        try:
             for start in range(0, total, chunk):
-                latent = codec.quantizer.decode(codes[..., start : start + chunk]).to(dtype)
-                yield codec.scale_output(codec.decoder(latent)).float().cpu()
+                yield stream.push(codes[..., start : start + chunk]).float().cpu()
                 if total > chunk:
                     release_memory()
             if total:
-                rest = codec.decoder.flush()  # held back only by a stream shorter than a conv's padding
-                if rest is not None and rest.shape[-1]:
-                    yield codec.scale_output(rest).float().cpu()
+                rest = stream.flush()  # held back only by a stream shorter than a conv's padding
+                if rest.shape[-1]:
+                    yield rest.float().cpu()
+        finally:
+            _close(stream)
         return
     for start in range(0, total, chunk):
         first, stop = max(0, start - context), min(total, start + chunk + context)
@@ -254,7 +266,7 @@ def decode_chunks(codec: Codec, codes: torch.Tensor,
         yield block
 
 
-def decode_chunked(codec: Codec, codes: torch.Tensor, length: int | None = None,
+def decode_chunked(codec: CompressionModel, codes: torch.Tensor, length: int | None = None,
                    config: ChunkConfig | None = None) -> torch.Tensor:
     """Decodes codes [B, n_q, N] to audio [B, C, length] (default N · samples_per_frame) in windows."""
     blocks = list(decode_chunks(codec, codes, config))

@@ -11,8 +11,8 @@ import torch
 
 from funcodec_lite.audio.blocks import AudioWriter, BlockResampler, audio_info, read_blocks
 from funcodec_lite.audio.io import resample
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import model_id
-from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.chunking import (
     ChunkConfig,
     ChunkedEncoder,
@@ -37,7 +37,8 @@ class StreamLayout:
     upmix: bool
 
     @classmethod
-    def for_file(cls, codec: Codec, channels: int, path: str | os.PathLike = "<audio>") -> StreamLayout:
+    def for_file(cls, codec: CompressionModel, channels: int,
+                 path: str | os.PathLike = "<audio>") -> StreamLayout:
         k = codec.channels
         if k == 1:
             return cls(channels, 1, False)
@@ -68,18 +69,22 @@ def model_length(num_samples: int, sample_rate: int, model_rate: int) -> int:
     return math.ceil(model_rate * num_samples / sample_rate)
 
 
-def _tokens(codec: Codec, codes: torch.Tensor, sample_rate: int, num_samples: int,
+def _tokens(codec: CompressionModel, codes: torch.Tensor, sample_rate: int, num_samples: int,
             channels: int) -> TokenFile:
     expected = frames_for_length(codec, model_length(num_samples, sample_rate, codec.sample_rate))
     if codes.shape[-1] != expected:  # an internal consistency check, never expected to fire
         raise RuntimeError(f"chunked encoding gave {codes.shape[-1]} frames, expected {expected}")
+    n_q = codes.shape[1]
+    sizes, strides = codec.codebook_sizes[:n_q], codec.codebook_strides[:n_q]
     return TokenFile(codes=codes.numpy().astype(np.int16), sample_rate=int(sample_rate),
                      num_samples=int(num_samples), num_channels=int(channels), frame_rate=codec.frame_rate,
-                     codebook_size=codec.codebook_size, model_id=model_id(codec))
+                     codebook_size=codec.codebook_size, model_id=model_id(codec),
+                     codebook_sizes=sizes if any(n != codec.codebook_size for n in sizes) else None,
+                     codebook_strides=strides if any(n != 1 for n in strides) else None)
 
 
-def encode_file(codec: Codec, src: str | os.PathLike, dest: str | os.PathLike | None, n_q: int | None = None,
-                chunk: ChunkConfig | None = None) -> TokenFile:
+def encode_file(codec: CompressionModel, src: str | os.PathLike, dest: str | os.PathLike | None,
+                n_q: int | None = None, chunk: ChunkConfig | None = None) -> TokenFile:
     """Encodes an audio file of any length to a token file, reading it block by block.
 
     Args:
@@ -116,14 +121,14 @@ def encode_file(codec: Codec, src: str | os.PathLike, dest: str | os.PathLike | 
     return tokens
 
 
-def encode_waveform(codec: Codec, wav: torch.Tensor, sample_rate: int, n_q: int | None = None,
+def encode_waveform(codec: CompressionModel, wav: torch.Tensor, sample_rate: int, n_q: int | None = None,
                     chunk: ChunkConfig | None = None) -> TokenFile:
     """Encodes in-memory audio [C, T] at ``sample_rate`` (resampled whole, coded in chunks)."""
     at_model_rate = resample(wav, sample_rate, codec.sample_rate) if wav.shape[-1] else wav
     return encode_resampled(codec, at_model_rate, sample_rate, wav.shape[-1], n_q, chunk)
 
 
-def encode_resampled(codec: Codec, wav: torch.Tensor, sample_rate: int, num_samples: int,
+def encode_resampled(codec: CompressionModel, wav: torch.Tensor, sample_rate: int, num_samples: int,
                      n_q: int | None = None, chunk: ChunkConfig | None = None) -> TokenFile:
     """Encodes audio [C, T'] already at the model's rate; ``sample_rate`` and ``num_samples`` describe the
     original audio (what decoding restores)."""
@@ -133,7 +138,7 @@ def encode_resampled(codec: Codec, wav: torch.Tensor, sample_rate: int, num_samp
     return _tokens(codec, codes, sample_rate, num_samples, wav.shape[0])
 
 
-def check_tokens(tokens: TokenFile, codec: Codec, path: str | os.PathLike,
+def check_tokens(tokens: TokenFile, codec: CompressionModel, path: str | os.PathLike,
                  force: bool = False) -> StreamLayout:
     """Checks that ``codec`` can decode ``tokens`` (the model that made them unless ``force``).
 
@@ -149,6 +154,15 @@ def check_tokens(tokens: TokenFile, codec: Codec, path: str | os.PathLike,
     if tokens.codes.size and int(tokens.codes.max()) >= codec.codebook_size:
         raise TokenFileError(path, f"codes out of range for the model: found {int(tokens.codes.max())}, "
                                    f"codebook_size is {codec.codebook_size}")
+    if tokens.codes.size and len(set(codec.codebook_sizes)) > 1:
+        top = tokens.codes.max(axis=(0, 2))
+        for k, size in enumerate(codec.codebook_sizes[: tokens.n_q]):
+            if int(top[k]) >= size:
+                raise TokenFileError(path, f"codes out of range for the model: found {int(top[k])} in "
+                                           f"codebook {k}, whose size is {size}")
+    if tokens.strides != codec.codebook_strides[: tokens.n_q]:
+        raise TokenFileError(path, f"codebook strides {list(tokens.strides)} do not fit the model's "
+                                   f"{list(codec.codebook_strides[: tokens.n_q])}")
     try:
         layout = StreamLayout.for_file(codec, tokens.num_channels, path)
     except ValueError as err:
@@ -164,7 +178,7 @@ def check_tokens(tokens: TokenFile, codec: Codec, path: str | os.PathLike,
     return layout
 
 
-def decode_file(codec: Codec, src: str | os.PathLike, dest: str | os.PathLike, force: bool = False,
+def decode_file(codec: CompressionModel, src: str | os.PathLike, dest: str | os.PathLike, force: bool = False,
                 chunk: ChunkConfig | None = None, subtype: str | None = None) -> TokenFile:
     """Decodes a token file to audio with the original rate, length and channel count.
 

@@ -1,96 +1,10 @@
-"""Chunk-by-chunk encoding and decoding with causal codecs."""
+"""Chunk-by-chunk encoding and decoding with causal codecs.
 
-from __future__ import annotations
+The streaming classes of our ``Codec`` live in the codec layer (``funcodec_lite.codec.streaming``); any
+``CompressionModel`` that streams hands out its own through ``streaming_encoder()`` /
+``streaming_decoder()``.  The names are kept here for existing callers.
+"""
 
-from contextlib import ExitStack
+from funcodec_lite.codec.streaming import StreamingDecoder, StreamingEncoder
 
-import torch
-
-from funcodec_lite.codec.model import Codec
-
-
-def _check_streamable(codec: Codec) -> None:
-    if codec.config.arch != "seanet" or not codec.config.model.causal:
-        raise ValueError("only causal time-domain codecs (arch seanet, causal: true) can stream")
-    if codec.semantic is not None:
-        raise ValueError("streaming does not support semantic augmentation")
-
-
-class StreamingEncoder:
-    """Encodes a signal that arrives in chunks; the codes equal those of ``Codec.encode`` on the whole.
-
-    Args:
-        codec: a causal time-domain codec.
-        n_q: codebooks per frame (default all).
-
-    Use ``push(chunk [B, C, t]) -> codes [B, n_q, t']`` for each chunk (t' may be 0 while the encoder
-    waits for a whole frame) and ``flush() -> codes`` once at the end.  Also a context manager.
-    """
-
-    def __init__(self, codec: Codec, n_q: int | None = None) -> None:
-        _check_streamable(codec)
-        self.codec, self.n_q = codec, n_q or codec.n_q
-        self._stack = ExitStack()
-        self._stack.enter_context(codec.encoder.streaming())
-        self._batch = 0
-
-    @torch.no_grad()
-    def push(self, chunk: torch.Tensor) -> torch.Tensor:
-        self.codec._check_wav(chunk)
-        self._batch = chunk.shape[0]
-        return self.codec.quantizer.encode(self.codec.encoder(self.codec.scale_input(chunk)), self.n_q)
-
-    @torch.no_grad()
-    def flush(self) -> torch.Tensor:
-        """Codes of the last frames; the stream is closed afterwards."""
-        latent = self.codec.encoder.flush()
-        self.close()
-        if latent is None:
-            return torch.zeros(self._batch, self.n_q, 0, dtype=torch.long)
-        return self.codec.quantizer.encode(latent, self.n_q)
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> StreamingEncoder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class StreamingDecoder:
-    """Decodes codes that arrive in chunks; the audio equals ``Codec.decode`` on all codes at once.
-
-    ``push(codes [B, n_q, n]) -> wav [B, C, n * samples_per_frame]``; ``flush()`` ends the stream.
-    """
-
-    def __init__(self, codec: Codec) -> None:
-        _check_streamable(codec)
-        self.codec = codec
-        self._stack = ExitStack()
-        self._stack.enter_context(codec.decoder.streaming())
-        self._batch = 0
-
-    @torch.no_grad()
-    def push(self, codes: torch.Tensor) -> torch.Tensor:
-        self._batch = codes.shape[0]
-        return self.codec.scale_output(self.codec.decoder(self.codec.quantizer.decode(codes)))
-
-    @torch.no_grad()
-    def flush(self) -> torch.Tensor:
-        """Audio still held back, [B, C, t] (t = 0 for causal SEANet decoders); closes the stream."""
-        rest = self.codec.decoder.flush()
-        self.close()
-        if rest is None:
-            return torch.zeros(self._batch, self.codec.channels, 0)
-        return self.codec.scale_output(rest)
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> StreamingDecoder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+__all__ = ["StreamingDecoder", "StreamingEncoder"]

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 
 from funcodec_lite.audio.io import resample
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import DEFAULT_MODEL, load_model, model_id, resolve_dtype
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.chunking import (
@@ -51,8 +52,10 @@ class Tokenizer:
     """Turns waveforms into discrete codes and back, without gradients and deterministically.
 
     Args:
-        codec: a ``Codec`` without semantic augmentation (put in eval mode).
-        num_codebooks: codebooks ``encode`` returns (default all).
+        codec: any codec (``CompressionModel``: our ``Codec`` without semantic augmentation, or a converted
+            family such as DAC, Mimi or SNAC); put in eval mode.
+        num_codebooks: codebooks ``encode`` returns (default the model's ``num_codebooks``: all unless
+            set on the model).
         chunk: chunk sizes for long items (see ``funcodec_lite.inference.chunking``).
 
     Batches are exact: an item's codes do not depend on what else is in the batch or on padding.
@@ -61,12 +64,14 @@ class Tokenizer:
     latent differently in the last bits, which can only flip a code at an exact tie).
     """
 
-    def __init__(self, codec: Codec, num_codebooks: int | None = None,
+    def __init__(self, codec: CompressionModel, num_codebooks: int | None = None,
                  chunk: ChunkConfig | None = None) -> None:
+        if not isinstance(codec, CompressionModel):
+            raise TypeError(f"Tokenizer needs a CompressionModel, got {type(codec).__name__}")
         check_codable(codec)
         self.codec = codec.eval()
         self.chunk = chunk or ChunkConfig()
-        self._n_q = codec.n_q
+        self._n_q = codec.num_codebooks
         if num_codebooks is not None:
             self.set_num_codebooks(num_codebooks)
         model_id(codec)  # compute (and cache) the id from the weights as given
@@ -104,8 +109,19 @@ class Tokenizer:
 
     @property
     def codebook_size(self) -> int:
-        """Codes per codebook (the vocabulary of each codebook)."""
+        """Codes per codebook (the largest codebook's when they differ: a vocabulary for every codebook)."""
         return self.codec.codebook_size
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """Codes of each of the model's codebooks."""
+        return tuple(self.codec.codebook_sizes)
+
+    @property
+    def codebook_strides(self) -> tuple[int, ...]:
+        """Code frames one token of each codebook spans (1 for single-rate models; see
+        ``CompressionModel.split_codes``)."""
+        return tuple(self.codec.codebook_strides)
 
     @property
     def num_codebooks(self) -> int:
@@ -119,7 +135,8 @@ class Tokenizer:
 
     @property
     def embedding_dim(self) -> int:
-        return self.codec.config.quantizer.dim
+        """Width D of ``embed``'s vectors (our ``Codec`` only: its quantizer's dimension)."""
+        return self._own_codec("embedding_dim").config.quantizer.dim
 
     @property
     def model_id(self) -> str:
@@ -130,7 +147,8 @@ class Tokenizer:
         return next(self.codec.parameters()).device
 
     def set_num_codebooks(self, n: int) -> None:
-        """Makes ``encode`` return the first ``n`` codebooks (1 ≤ n ≤ total_codebooks)."""
+        """Makes ``encode`` return the first ``n`` codebooks (1 ≤ n ≤ total_codebooks); the model's own
+        ``num_codebooks`` is left as it is."""
         if not 1 <= int(n) <= self.codec.n_q:
             raise ValueError(f"num_codebooks must be in 1..{self.codec.n_q}, got {n}")
         self._n_q = int(n)
@@ -202,8 +220,16 @@ class Tokenizer:
         Returns:
             float32 [B, N, D], D = ``embedding_dim``.
         """
+        codec = self._own_codec("embed")
         codes, _ = self._check_codes(codes, None, allow_negative=True)
-        return self.codec.quantizer.decode(codes.to(self.device)).transpose(1, 2).float().cpu()
+        return codec.quantizer.decode(codes.to(self.device)).transpose(1, 2).float().cpu()
+
+    def _own_codec(self, what: str) -> Codec:
+        """The model, when it is our ``Codec`` (whose quantizer's vectors ``embed`` sums)."""
+        if not isinstance(self.codec, Codec):
+            raise ValueError(f"Tokenizer.{what} needs a funcodec_lite Codec (its quantizer's vectors); this "
+                             f"model is a {type(self.codec).model_kind!r} codec")
+        return self.codec
 
     # ----------------------------------------------------------------------------------------------
     def _items(self, wavs: torch.Tensor | Sequence[torch.Tensor], lengths: Lengths) -> list[torch.Tensor]:
@@ -263,11 +289,15 @@ class Tokenizer:
             frames = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
             if len(frames) != codes.shape[0] or any(not 0 <= n <= codes.shape[-1] for n in frames):
                 raise ValueError(f"lengths must be {codes.shape[0]} frame counts in 0..{codes.shape[-1]}")
+        sizes = torch.tensor(self.codebook_sizes[: codes.shape[1]])[:, None]
         for i, n in enumerate(frames):
             valid = codes[i, :, :n]
-            if valid.numel() and (int(valid.max()) >= self.codebook_size
+            if valid.numel() and (bool((valid >= sizes).any())
                                   or (not allow_negative and int(valid.min()) < 0)):
-                raise ValueError(f"codes of item {i} out of range 0..{self.codebook_size - 1}")
+                if len(set(self.codebook_sizes)) == 1:
+                    raise ValueError(f"codes of item {i} out of range 0..{self.codebook_size - 1}")
+                raise ValueError(f"codes of item {i} out of range for codebook sizes "
+                                 f"{list(self.codebook_sizes[: codes.shape[1]])}")
         return codes, frames
 
 

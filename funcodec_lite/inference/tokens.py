@@ -20,6 +20,8 @@ from funcodec_lite.utils.atomic import atomic_path
 FORMAT_VERSION = 1
 FIELDS = ("codes", "sample_rate", "num_samples", "num_channels", "frame_rate", "codebook_size", "model_id",
           "format_version")
+# Written only by models whose codebooks differ in size or rate; a reader of version 1 may ignore them.
+OPTIONAL_FIELDS = ("codebook_sizes", "codebook_strides")
 MAX_CODEBOOK_SIZE = 2**15  # codes are stored as int16
 
 
@@ -43,9 +45,12 @@ class TokenFile:
         num_samples: length of the original audio in samples at ``sample_rate``.
         num_channels: channels of the original audio.
         frame_rate: code frames per second of the model.
-        codebook_size: codes per codebook of the model.
+        codebook_size: codes per codebook of the model (its largest codebook's when they differ).
         model_id: ``model_id`` of the model that wrote the codes.
         format_version: version of this format.
+        codebook_sizes: codes of each of the n_q codebooks, when they are not all ``codebook_size``.
+        codebook_strides: code frames one token of each codebook spans, when they are not all 1 (a
+            multi-rate model: ``codes[:, k, ::stride]`` are codebook k's own tokens).
     """
 
     codes: np.ndarray
@@ -56,6 +61,8 @@ class TokenFile:
     codebook_size: int
     model_id: str
     format_version: int = FORMAT_VERSION
+    codebook_sizes: tuple[int, ...] | None = None
+    codebook_strides: tuple[int, ...] | None = None
 
     @property
     def streams(self) -> int:
@@ -75,9 +82,23 @@ class TokenFile:
         return self.num_samples / self.sample_rate
 
     @property
+    def sizes(self) -> tuple[int, ...]:
+        """Codes of each codebook of the file."""
+        return self.codebook_sizes or (self.codebook_size,) * self.n_q
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Code frames one token of each codebook spans."""
+        return self.codebook_strides or (1,) * self.n_q
+
+    @property
     def kbps(self) -> float:
-        """Bit rate of the codes per stream: n_q · log2(codebook_size) · frame_rate / 1000."""
-        return self.n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
+        """Bit rate of the codes per stream: Σ_k log2(size_k) / stride_k · frame_rate / 1000 (n_q ·
+        log2(codebook_size) · frame_rate / 1000 when the codebooks are alike)."""
+        if self.codebook_sizes is None and self.codebook_strides is None:
+            return self.n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
+        bits = sum(math.log2(size) / stride for size, stride in zip(self.sizes, self.strides))
+        return bits * self.frame_rate / 1000
 
     def validate(self, path: str | os.PathLike = "<tokens>") -> None:
         """Checks types, shapes and ranges; raises ``TokenFileError`` naming ``path`` and the problem."""
@@ -103,11 +124,30 @@ class TokenFile:
             bad = int(codes.min()) if int(codes.min()) < 0 else int(codes.max())
             raise TokenFileError(path, f"codes out of range: found {bad}, "
                                        f"codebook_size is {self.codebook_size}")
+        self._validate_codebooks(path)
         if not self.model_id or len(self.model_id) > 128:
             raise TokenFileError(path, "model_id is empty or too long")
         if self.format_version != FORMAT_VERSION:
             raise TokenFileError(path, f"format_version {self.format_version} is not supported "
                                        f"(this funcodec_lite reads version {FORMAT_VERSION})")
+
+
+    def _validate_codebooks(self, path: str | os.PathLike) -> None:
+        """Checks ``codebook_sizes`` and ``codebook_strides`` (when present) against the codes."""
+        for name, values, low, high in (("codebook_sizes", self.codebook_sizes, 2, self.codebook_size),
+                                        ("codebook_strides", self.codebook_strides, 1, None)):
+            if values is None:
+                continue
+            if len(values) != self.n_q or any(v < low or (high is not None and v > high) for v in values):
+                bound = f"{low}..{high}" if high is not None else f">= {low}"
+                raise TokenFileError(path, f"{name} must hold {self.n_q} values in {bound}, "
+                                           f"got {list(values)}")
+        if self.codebook_sizes is not None and self.codes.size:
+            top = self.codes.max(axis=(0, 2))
+            for k, size in enumerate(self.codebook_sizes):
+                if int(top[k]) >= size:
+                    raise TokenFileError(path, f"codes out of range: found {int(top[k])} in codebook {k}, "
+                                               f"whose size is {size}")
 
 
 def save_tokens(path: str | os.PathLike, tokens: TokenFile) -> None:
@@ -128,6 +168,10 @@ def save_tokens(path: str | os.PathLike, tokens: TokenFile) -> None:
         "model_id": np.array(tokens.model_id),  # a unicode scalar: no pickle needed to read it
         "format_version": np.int64(tokens.format_version),
     }
+    for name in OPTIONAL_FIELDS:
+        values = getattr(tokens, name)
+        if values is not None:
+            arrays[name] = np.asarray(values, dtype=np.int64)
     if dest.is_dir():
         raise TokenFileError(dest, "is a directory")
     try:
@@ -164,6 +208,7 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
                                       f"{', '.join(missing)}")
         try:
             values = {name: archive[name] for name in FIELDS}
+            optional = {name: archive[name] for name in OPTIONAL_FIELDS if name in archive.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
             raise TokenFileError(src, f"corrupt token file ({_first_line(err)})") from err
     tokens = TokenFile(
@@ -175,6 +220,7 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
         codebook_size=_scalar(src, "codebook_size", values["codebook_size"], int),
         model_id=_text(src, values["model_id"]),
         format_version=_scalar(src, "format_version", values["format_version"], int),
+        **{name: _int_list(src, name, value) for name, value in optional.items()},
     )
     tokens.validate(src)
     return tokens
@@ -195,6 +241,13 @@ def _scalar(path: Path, name: str, value: np.ndarray, kind: type) -> int | float
         raise TokenFileError(path, f"field {name} must be a {kind.__name__} scalar, got {value.dtype} "
                                    f"{list(value.shape)}")
     return kind(value.item())
+
+
+def _int_list(path: Path, name: str, value: np.ndarray) -> tuple[int, ...]:
+    if value.ndim != 1 or value.dtype.kind not in "iu":
+        raise TokenFileError(path, f"field {name} must be a 1-D integer array, got {value.dtype} "
+                                   f"{list(value.shape)}")
+    return tuple(int(v) for v in value)
 
 
 def _text(path: Path, value: np.ndarray) -> str:

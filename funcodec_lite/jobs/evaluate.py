@@ -12,20 +12,20 @@ from tqdm import tqdm
 
 from funcodec_lite.audio.blocks import AUDIO_EXTENSIONS
 from funcodec_lite.audio.io import load_audio, resample
-from funcodec_lite.codec.model import Codec
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.data import AudioDataset, DataConfig
 from funcodec_lite.inference.filecoding import check_tokens, model_length
 from funcodec_lite.inference.tokens import load_tokens
 from funcodec_lite.metrics import QualityScores, Scorer, average, average_scores, score_pair
 
 
-def _dataset(codec: Codec, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
+def _dataset(codec: CompressionModel, data_dir: str | Path, max_seconds: float | None) -> AudioDataset:
     config = DataConfig(sample_rate=codec.sample_rate, channels=codec.channels, max_seconds=max_seconds)
     return AudioDataset(data_dir, config, train=False)
 
 
 @torch.no_grad()
-def evaluate_tokens(codec: Codec, data_dir: str | Path, token_dir: str | Path,
+def evaluate_tokens(codec: CompressionModel, data_dir: str | Path, token_dir: str | Path,
                     n_qs: list[int]) -> dict[int, tuple[QualityScores, int]]:
     """Decodes the token files of a data directory (``token_dir/<utt>.npz``, written by
     `funcodec_lite.jobs.tokenize`) with the first n codebooks, for each n in ``n_qs``.

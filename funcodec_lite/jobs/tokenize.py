@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from funcodec_lite.audio.io import AudioError, load_audio, resample
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import model_id
-from funcodec_lite.codec.model import Codec
 from funcodec_lite.data.kaldi import read_scp
 from funcodec_lite.inference.chunking import ChunkConfig
 from funcodec_lite.inference.filecoding import encode_resampled
@@ -108,13 +108,13 @@ class TokenizeSummary:
     audio_seconds: float = 0.0
 
 
-def tokenize_scp(codec: Codec, scp: str | os.PathLike, out_dir: str | os.PathLike, n_q: int | None = None,
-                 num_workers: int = 0, shard: Shard | None = None, chunk: ChunkConfig | None = None,
-                 progress: bool | None = None) -> TokenizeSummary:
+def tokenize_scp(codec: CompressionModel, scp: str | os.PathLike, out_dir: str | os.PathLike,
+                 n_q: int | None = None, num_workers: int = 0, shard: Shard | None = None,
+                 chunk: ChunkConfig | None = None, progress: bool | None = None) -> TokenizeSummary:
     """Writes ``out_dir/<utt>.npz`` for this shard's utterances of ``scp`` and a log in ``out_dir/log/``.
 
     Args:
-        codec: the model (on its device).
+        codec: the model, any codec kind (on its device).
         scp: ``wav.scp`` (``utt-id path`` per line).
         out_dir: token directory (created).
         n_q: codebooks to keep (default all).
