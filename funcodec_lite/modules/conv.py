@@ -56,7 +56,7 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "reflect") -> torc
 
 
 def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
-                     block: int = 2048) -> torch.Tensor:
+                     block: int = 2048, groups: int = 1) -> torch.Tensor:
     """``F.conv_transpose1d`` (no padding, dilation or groups) as blocked matrix products plus overlap-add.
 
     For float32 on CPU without autograd this is faster than oneDNN's transposed convolution on the
@@ -64,20 +64,22 @@ def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     24 kHz decoder): one GEMM per block of ``block`` input frames gives each frame's ``K`` output
     taps, which are added into the output while still in cache.
     Results equal ``F.conv_transpose1d`` up to float rounding (the sums are grouped differently).
-    Otherwise (GPU, other dtypes, or when a gradient is needed) it calls ``F.conv_transpose1d``.
+    Otherwise (GPU, other dtypes, grouped weights, or when a gradient is needed) it calls
+    ``F.conv_transpose1d``.
 
     Args:
         x: input [B, C_in, T].
-        weight: [C_in, C_out, K].
+        weight: [C_in, C_out / groups, K].
         bias: [C_out] or None.
         stride: upsampling factor s.
         block: input frames per matrix product.
+        groups: channel groups (as ``nn.ConvTranspose1d``).
     Returns:
         [B, C_out, (T - 1) * s + K].
     """
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if needs_grad or x.device.type != "cpu" or x.dtype != torch.float32:
-        return F.conv_transpose1d(x, weight, bias, stride)
+    if needs_grad or x.device.type != "cpu" or x.dtype != torch.float32 or groups != 1:
+        return F.conv_transpose1d(x, weight, bias, stride, groups=groups)
     batch, in_channels, length = x.shape
     out_channels, kernel = weight.shape[1], weight.shape[2]
     taps = -(-kernel // stride)  # input frames that overlap one output sample
@@ -238,7 +240,7 @@ class StreamableConvTranspose1d(StreamingModule):
     """ConvTranspose1d that trims its padding: output length T * stride.
 
     Args:
-        in_channels, out_channels, kernel_size, stride, bias: as ``nn.ConvTranspose1d``.
+        in_channels, out_channels, kernel_size, stride, bias, groups: as ``nn.ConvTranspose1d``.
         causal: trim all padding on the right (streamable) instead of centring.
         norm: ``none``, ``weight_norm`` or ``time_group_norm``.
 
@@ -254,9 +256,10 @@ class StreamableConvTranspose1d(StreamingModule):
         bias: bool = True,
         causal: bool = False,
         norm: str = "none",
+        groups: int = 1,
     ) -> None:
         super().__init__()
-        convtr = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias)
+        convtr = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, bias=bias, groups=groups)
         self.convtr = apply_norm(convtr, norm)
         self.norm = output_norm(norm, out_channels, causal)
         self.causal = causal
@@ -266,7 +269,8 @@ class StreamableConvTranspose1d(StreamingModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._state is not None:
             return self._stream_step(x)
-        y = self.norm(conv_transpose1d(x, self.convtr.weight, self.convtr.bias, self.stride))
+        y = self.norm(conv_transpose1d(x, self.convtr.weight, self.convtr.bias, self.stride,
+                                       groups=self.convtr.groups))
         right = self.padding_total if self.causal else self.padding_total // 2
         left = self.padding_total - right
         return y[..., left : y.shape[-1] - right]
@@ -282,7 +286,7 @@ class StreamableConvTranspose1d(StreamingModule):
     def _stream_step(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] == 0:
             return empty_like_time(x, self.convtr.out_channels)
-        y = conv_transpose1d(x, self.convtr.weight, None, self.stride)
+        y = conv_transpose1d(x, self.convtr.weight, None, self.stride, groups=self.convtr.groups)
         tail = self._state["tail"]
         if tail is not None:
             y[..., : tail.shape[-1]] += tail
