@@ -16,6 +16,7 @@ from funcodec_lite.utils.weights import ModelDirError, model_classes
 CODEC_KINDS: dict[str, str] = {
     "codec": "funcodec_lite.codec.model",
     "dac": "funcodec_lite.codec.families.dac",
+    "funcodec_freq": "funcodec_lite.codec.families.funcodec_freq",
     "mimi": "funcodec_lite.codec.families.mimi",
     "snac": "funcodec_lite.codec.families.snac",
 }
