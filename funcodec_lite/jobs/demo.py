@@ -46,7 +46,7 @@ class DemoConfig:
     """
 
     max_seconds: float = 30.0
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = 20_000_000
     vamp_steps: int = 12
     seed: int = 0
 
