@@ -3,6 +3,7 @@ encode/decode and codec eval's scores, byte ranges, vamping with a masked model,
 
 import io
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ import torch
 from tiny_models import save_codec, speechlike, tiny_config
 
 from funcodec_lite.audio.io import load_audio, save_audio
+from funcodec_lite.cli import main
 from funcodec_lite.codec.loading import load_model, model_id
 from funcodec_lite.inference.tokenizer import Tokenizer
 from funcodec_lite.jobs.demo import DemoApp, DemoConfig
@@ -139,3 +141,18 @@ def test_bad_input_is_one_line(served, tmp_path, case):
     assert status == 400 and expected[case] in result["error"], result
     assert "\n" not in result["error"] and "Traceback" not in result["error"]
     assert str(served[1]) not in result["error"]  # no server paths in the page
+
+
+def test_serve_command_errors_are_one_line(served, capsys):
+    _, root, codec_dir = served
+    assert main(["serve", "--no-default", "--model", str(root / "nowhere"), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codec serve: error:") and "nowhere: no such model directory" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--no-default", "--model", str(codec_dir), "--port", str(port),
+                     "--out", str(root / "out2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "in use" in err, err

@@ -124,6 +124,9 @@ class DemoApp:
         for i, directory in enumerate(masked):
             coarse, fine, codec, _ = load_masked_models(directory, c2f[i] if i < len(c2f) else None, None,
                                                         torch.device("cpu"))
+            if codec.channels != 1:
+                raise ValueError(f"{directory}: its codec codes {codec.channels} channels; vamping needs a "
+                                 "mono codec")
             name = _unique(Path(directory).name, set(self.masked))
             self.masked[name] = MaskedModels(name, coarse.eval(), fine.eval() if fine else None, codec)
         self.scorer = Scorer("classic")
