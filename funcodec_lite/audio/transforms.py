@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .spectral import STFT, STFTConfig, power_spectrum
+from .spectral import STFT, STFTConfig
 
 
 class DomainTransform(nn.Module):
@@ -56,7 +56,7 @@ def _safe_magnitude(power: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (|X|, mask of |X| > 0) with a zero (not NaN) gradient where |X| = 0."""
     nonzero = power > 0
     # double-where: sqrt never sees 0, so its infinite slope cannot turn a zero gradient into NaN
-    mag = torch.where(nonzero, torch.where(nonzero, power, torch.ones_like(power)).sqrt(), 0.0)
+    mag = torch.where(nonzero, torch.where(nonzero, power, 1.0).sqrt(), 0.0)
     return mag, nonzero
 
 
@@ -80,10 +80,13 @@ class _SpectralTransform(DomainTransform):
     def config(self) -> STFTConfig:
         return self.stft.config
 
-    def _features(self, spec: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, real: torch.Tensor, imag: torch.Tensor) -> list[torch.Tensor]:
+        """The ``feature_channels`` feature maps of a spectrum given as its real and imaginary parts
+        (real tensors, so an exported graph without complex numbers can use it too)."""
         raise NotImplementedError
 
-    def _spectrum(self, feats: torch.Tensor) -> torch.Tensor:
+    def real_imag(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and imaginary parts of the spectrum coded by ``feats`` [..., k, F, N] (k on dim 2)."""
         raise NotImplementedError
 
     def _log_mag(self, mag: torch.Tensor) -> torch.Tensor:
@@ -101,7 +104,8 @@ class _SpectralTransform(DomainTransform):
             audio channel c owns feature channels c * k ... c * k + k - 1.
         """
         b, c, _ = wav.shape
-        feats = torch.stack(self._features(self.stft(wav)), dim=2)  # [B, C, k, F, N]
+        spec = self.stft(wav)
+        feats = torch.stack(self.features(spec.real, spec.imag), dim=2)  # [B, C, k, F, N]
         return feats.reshape(b, c * self.feature_channels, *feats.shape[-2:])
 
     def inverse(self, features: torch.Tensor, length: int) -> torch.Tensor:
@@ -119,7 +123,7 @@ class _SpectralTransform(DomainTransform):
                 f"expected features [B, C*{k}, {self.config.freq_bins}, N], got {tuple(features.shape)}"
             )
         feats = features.reshape(b, ck // k, k, f, n)
-        return self.stft.inverse(self._spectrum(feats), length)
+        return self.stft.inverse(torch.complex(*self.real_imag(feats)), length)
 
 
 class MagAngleTransform(_SpectralTransform):
@@ -127,17 +131,15 @@ class MagAngleTransform(_SpectralTransform):
 
     feature_channels = 2
 
-    def _features(self, spec: torch.Tensor) -> list[torch.Tensor]:
-        mag, nonzero = _safe_magnitude(power_spectrum(spec))
+    def features(self, real: torch.Tensor, imag: torch.Tensor) -> list[torch.Tensor]:
+        mag, nonzero = _safe_magnitude(real.square() + imag.square())
         # atan2(0, 0) has a NaN gradient; feed (1, 0) instead so the angle of silence is 0
-        angle = torch.atan2(
-            torch.where(nonzero, spec.imag, 0.0), torch.where(nonzero, spec.real, 1.0)
-        )
+        angle = torch.atan2(torch.where(nonzero, imag, 0.0), torch.where(nonzero, real, 1.0))
         return [self._log_mag(mag), angle]
 
-    def _spectrum(self, feats: torch.Tensor) -> torch.Tensor:
+    def real_imag(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mag, angle = self._mag(feats[:, :, 0]), feats[:, :, 1]
-        return torch.complex(mag * torch.cos(angle), mag * torch.sin(angle))
+        return mag * torch.cos(angle), mag * torch.sin(angle)
 
 
 class MagPhaseTransform(_SpectralTransform):
@@ -155,15 +157,15 @@ class MagPhaseTransform(_SpectralTransform):
         safe = torch.where(nonzero, norm, 1.0)
         return torch.where(nonzero, re / safe, 1.0), torch.where(nonzero, im / safe, 0.0)
 
-    def _features(self, spec: torch.Tensor) -> list[torch.Tensor]:
-        mag, _ = _safe_magnitude(power_spectrum(spec))
-        cos, sin = self._unit(spec.real, spec.imag)
+    def features(self, real: torch.Tensor, imag: torch.Tensor) -> list[torch.Tensor]:
+        mag, _ = _safe_magnitude(real.square() + imag.square())
+        cos, sin = self._unit(real, imag)
         return [self._log_mag(mag), cos, sin]
 
-    def _spectrum(self, feats: torch.Tensor) -> torch.Tensor:
+    def real_imag(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mag = self._mag(feats[:, :, 0])
         cos, sin = self._unit(feats[:, :, 1], feats[:, :, 2])
-        return torch.complex(mag * cos, mag * sin)
+        return mag * cos, mag * sin
 
 
 _DOMAINS = {"time": IdentityTransform, "mag_angle": MagAngleTransform, "mag_phase": MagPhaseTransform}

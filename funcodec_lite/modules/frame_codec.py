@@ -105,25 +105,38 @@ class STFTFeatures(nn.Module):
     def out_channels(self) -> int:
         return self.channels * self.config.enc_stack * 3 * self.freq_bins
 
+    @property
+    def edge(self) -> int:
+        """Zeros added before the signal (and after its last whole code frame): (enc_n_fft - STFT hop) / 2."""
+        return (self.config.enc_n_fft - self.config.stft_hop) // 2
+
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         batch, channels, length = wav.shape
         n_frames = -(-length // cfg.hop_length)
-        pad = (cfg.enc_n_fft - cfg.stft_hop) // 2
         total = n_frames * cfg.hop_length
         # the FFT runs in float32 (or float64) whatever the weights' dtype: there is no bfloat16 FFT
         dtype = wav.dtype if wav.dtype in (torch.float32, torch.float64) else torch.float32
-        x = F.pad(wav.reshape(batch * channels, length).to(dtype), (pad, pad + total - length))
+        x = F.pad(wav.reshape(batch * channels, length).to(dtype), (self.edge, self.edge + total - length))
         spec = torch.stft(x, cfg.enc_n_fft, cfg.stft_hop, window=self.window.to(dtype), center=False,
                           return_complex=True)  # [B·C, F, n_frames · enc_stack]
-        power = spec.real.square() + spec.imag.square()
+        return self.stack(spec.real, spec.imag, batch, n_frames).to(wav.dtype)
+
+    def stack(self, real: torch.Tensor, imag: torch.Tensor, batch: int, n_frames: int) -> torch.Tensor:
+        """Features of the STFT [B·C, F, n_frames · enc_stack], given as real and imaginary parts (real
+        tensors: an exported graph computes the STFT its own way), stacked per code frame.
+
+        Returns:
+            [B, C · enc_stack · 3 · F, n_frames].
+        """
+        cfg = self.config
+        power = real.square() + imag.square()
         log_mag = 0.5 * (power + 1e-10).log()
         # |X|^c · e^{iφ} = X · |X|^(c - 1); the 1e-10 keeps the gradient finite where |X| = 0
         scale = (power + 1e-10).pow(0.5 * (cfg.compress - 1.0))
-        feats = torch.stack([log_mag, spec.real * scale, spec.imag * scale], dim=1)  # [B·C, 3, F, M]
-        feats = feats.reshape(batch, channels * 3 * self.freq_bins, n_frames, cfg.enc_stack)
-        feats = feats.permute(0, 3, 1, 2).reshape(batch, -1, n_frames)
-        return feats.to(wav.dtype)
+        feats = torch.stack([log_mag, real * scale, imag * scale], dim=1)  # [B·C, 3, F, M]
+        feats = feats.reshape(batch, self.channels * 3 * self.freq_bins, n_frames, cfg.enc_stack)
+        return feats.permute(0, 3, 1, 2).reshape(batch, -1, n_frames)
 
 
 class VocosEncoder(nn.Module):

@@ -105,13 +105,18 @@ class ISTFTHead(nn.Module):
         self.istft = InverseSTFT(n_fft, hop_length)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spec = torch.complex(*self.real_imag(x))
+        return self.istft(spec).reshape(x.shape[0], self.channels, -1).to(x.dtype)
+
+    def real_imag(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spectrum the head predicts from features [B, dim, N], as real and imaginary parts
+        [B·C, F, N] (float32 or float64; real tensors, so an exported graph can use it too)."""
         batch, n_frames = x.shape[0], x.shape[-1]
         out = self.proj(x).reshape(batch * self.channels, 2, self.freq_bins, n_frames)
         dtype = out.dtype if out.dtype in (torch.float32, torch.float64) else torch.float32
         log_mag, phase = out[:, 0].to(dtype), out[:, 1].to(dtype)
         magnitude = log_mag.clamp(max=LOG_MAG_MAX).exp()
-        spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
-        return self.istft(spec).reshape(batch, self.channels, -1).to(x.dtype)
+        return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
 
 class ISTFTDecoder(nn.Module):

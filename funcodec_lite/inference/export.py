@@ -1,0 +1,458 @@
+"""ONNX export of a codec: an encoder graph (audio → codes) and a decoder graph (codes → audio).
+
+``export_onnx(model, out_dir)`` writes ``encoder.onnx`` (input ``audio`` float [B, C, T], output ``codes``
+int64 [B, n_q, N]), ``decoder.onnx`` (input ``codes`` int64 [B, K ≤ n_q, N], output ``audio`` float
+[B, C, N · samples_per_frame]; trim it to the input's length) and ``manifest.json``, with dynamic batch and
+length.  The graphs are traced from a copy of the model whose length-dependent layers are swapped for the
+exportable forms of `onnx_ops` (STFT and inverse STFT as convolutions, padding computed from the traced
+length, RVQ search as argmin); the model itself is not changed.  After writing, both graphs are run with
+onnxruntime (when installed) on two lengths against PyTorch and the agreement is stored in the manifest.
+
+Our ``Codec`` exports in every architecture (SEANet, FreqCodec, the frame-rate ``vocos`` codec) with a
+residual VQ; other codec kinds are traced through their ``encode`` / ``decode`` as they are.  A model the
+exporter cannot take raises ``ExportError`` with one line naming the layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+from funcodec_lite.audio.transforms import DomainTransform, IdentityTransform
+from funcodec_lite.codec.model import Codec
+from funcodec_lite.inference.onnx_ops import (
+    ConvOverlapAdd,
+    ConvSTFT,
+    RVQLookup,
+    RVQSearch,
+    constant_pad,
+    reflect_pad,
+)
+from funcodec_lite.modules.conv import StreamableConv1d, StreamableConvTranspose1d
+from funcodec_lite.modules.frame_codec import STFTFeatures
+from funcodec_lite.modules.freq_blocks import Downsample2d, Upsample2d
+from funcodec_lite.modules.istft_head import ISTFTHead
+from funcodec_lite.quantization import ResidualVectorQuantizer
+
+FORMATS = ("onnx",)
+DEFAULT_OPSET = 17
+ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder.onnx", "manifest.json"
+EXPORT_FILES = (ENCODER_FILE, DECODER_FILE, MANIFEST_FILE)
+
+
+class ExportError(ValueError):
+    """A model (or one of its layers) that cannot be exported; the message is one line."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Exportable stand-ins for the layers whose forward depends on the signal length
+class _PaddedConv1d(nn.Module):
+    """``StreamableConv1d`` (whole-signal path) with its edge padding computed from the traced length."""
+
+    def __init__(self, layer: StreamableConv1d) -> None:
+        super().__init__()
+        self.conv, self.norm, self.pad_mode = layer.conv, layer.norm, layer.pad_mode
+        self.kernel, self.stride, total = layer.effective_kernel, layer.stride, layer.padding_total
+        self.left, self.right = (total, 0) if layer.causal else (total - total // 2, total // 2)
+        self.padding_total = total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # extra_padding_for_conv1d: (ceil(a / s) - 1)·s + k - p - T = (-a) mod s with a = T - k + p
+        extra = (self.kernel - self.padding_total - x.shape[-1]) % self.stride
+        max_right = self.right + self.stride - 1
+        if self.pad_mode == "reflect":
+            x = reflect_pad(x, self.left, self.right + extra, max_right)
+        else:
+            x = constant_pad(x, self.left, self.right + extra, max_right, self.pad_mode)
+        return self.norm(self.conv(x))
+
+
+class _TrimmedConvTranspose1d(nn.Module):
+    """``StreamableConvTranspose1d`` as a plain transposed convolution (no blocked CPU kernel), trimmed."""
+
+    def __init__(self, layer: StreamableConvTranspose1d) -> None:
+        super().__init__()
+        self.convtr, self.norm = layer.convtr, layer.norm
+        self.right = layer.padding_total if layer.causal else layer.padding_total // 2
+        self.left = layer.padding_total - self.right
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.convtr(x))
+        return y[..., self.left : -self.right] if self.right else y[..., self.left :]
+
+
+class _PaddedDownsample2d(nn.Module):
+    """``Downsample2d`` with the frames that complete its last window computed from the traced length."""
+
+    def __init__(self, layer: Downsample2d) -> None:
+        super().__init__()
+        self.conv, self.time_stride = layer.conv, layer.stride[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left, right = self.conv.time_pad
+        t = self.time_stride
+        x = constant_pad(x, left, right + (-x.shape[3]) % t, right + t - 1)
+        return self.conv.conv(F.pad(x, (0, 0, *self.conv.freq_pad)))
+
+
+class _TrimmedUpsample2d(nn.Module):
+    """``Upsample2d`` with its trims as negative slice ends (a shape read after the transposed conv would
+    be frozen at the traced size)."""
+
+    def __init__(self, layer: Upsample2d) -> None:
+        super().__init__()
+        self.conv, self.freq_trim, self.time_trim = layer.conv, layer.freq_trim, layer.time_trim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        (f_lo, f_hi), (t_lo, t_hi) = self.freq_trim, self.time_trim
+        y = y[:, :, f_lo : -f_hi] if f_hi else y[:, :, f_lo:]
+        return y[..., t_lo : -t_hi] if t_hi else y[..., t_lo:]
+
+
+class _ConvSTFTFeatures(nn.Module):
+    """``STFTFeatures`` (frame-rate codec front end) with the STFT as a convolution."""
+
+    def __init__(self, features: STFTFeatures) -> None:
+        super().__init__()
+        self.features = features
+        cfg = features.config
+        self.stft = ConvSTFT(cfg.enc_n_fft, cfg.stft_hop, features.window)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        hop, edge = self.features.config.hop_length, self.features.edge
+        batch, length = wav.shape[0], wav.shape[-1]
+        n_frames = (length + hop - 1) // hop  # ceil; the exported division truncates, so no negatives
+        x = constant_pad(wav.flatten(0, 1).float(), edge, edge + n_frames * hop - length, edge + hop - 1)
+        real, imag = self.stft(x)
+        return self.features.stack(real, imag, batch, n_frames).to(wav.dtype)
+
+
+class _ConvISTFTHead(nn.Module):
+    """``ISTFTHead`` with the inverse STFT as a transposed convolution over the predicted spectrum."""
+
+    def __init__(self, head: ISTFTHead) -> None:
+        super().__init__()
+        self.head = head
+        self.overlap_add = ConvOverlapAdd(head.istft.n_fft, head.istft.hop_length, head.istft.window)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wav = self.overlap_add(*self.head.real_imag(x))
+        pad = self.head.istft.pad
+        return wav[:, pad:-pad].unflatten(0, (-1, self.head.channels)).to(x.dtype)  # pad >= 1
+
+
+class _ConvSpectralTransform(DomainTransform):
+    """A spectral ``DomainTransform`` (FreqCodec's features) with its STFT and inverse as convolutions."""
+
+    def __init__(self, transform: DomainTransform) -> None:
+        super().__init__()
+        self.transform = transform
+        self.feature_channels = transform.feature_channels
+        cfg = transform.config
+        self.center, self.pad_mode, self.n_fft = cfg.center, cfg.pad_mode, cfg.n_fft
+        window = transform.stft.window
+        self.stft = ConvSTFT(cfg.n_fft, cfg.hop_length, window)
+        self.overlap_add = ConvOverlapAdd(cfg.n_fft, cfg.hop_length, window)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        x = wav.flatten(0, 1)
+        if self.center:
+            half = self.n_fft // 2
+            x = (reflect_pad(x, half, half, half) if self.pad_mode == "reflect"
+                 else constant_pad(x, half, half, half, self.pad_mode))
+        real, imag = self.stft(x)
+        feats = torch.stack(self.transform.features(real, imag), dim=1)  # [B·C, k, F, N]
+        return feats.unflatten(0, (-1, wav.shape[1])).flatten(1, 2)  # batch left dynamic (-1)
+
+    def inverse(self, features: torch.Tensor, length: int | torch.Tensor) -> torch.Tensor:
+        feats = features.unflatten(1, (-1, self.feature_channels))  # [B, C, k, F, N]
+        real, imag = self.transform.real_imag(feats)  # [B, C, F, N]
+        wav = self.overlap_add(real.flatten(0, 1), imag.flatten(0, 1))
+        start = self.n_fft // 2 if self.center else 0
+        return wav[:, start : start + length].unflatten(0, (-1, real.shape[1]))
+
+
+def _replacement(module: nn.Module) -> nn.Module | None:
+    if isinstance(module, StreamableConv1d):
+        return _PaddedConv1d(module)
+    if isinstance(module, StreamableConvTranspose1d):
+        return _TrimmedConvTranspose1d(module)
+    if isinstance(module, Downsample2d):
+        return _PaddedDownsample2d(module)
+    if isinstance(module, Upsample2d):
+        return _TrimmedUpsample2d(module)
+    if isinstance(module, STFTFeatures):
+        return _ConvSTFTFeatures(module)
+    if isinstance(module, ISTFTHead):
+        return _ConvISTFTHead(module)
+    if isinstance(module, DomainTransform) and not isinstance(module, IdentityTransform):
+        return _ConvSpectralTransform(module)
+    return None
+
+
+def _swap_layers(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        replacement = _replacement(child)
+        if replacement is None:
+            _swap_layers(child)
+        else:
+            setattr(module, name, replacement)
+
+
+def exportable_codec(codec: Codec) -> Codec:
+    """A float32 copy of ``codec`` (eval mode) whose length-dependent layers are the exportable forms; its
+    ``encode_latent`` / ``decode_latent`` equal the original's up to float rounding.
+
+    Weight norm is left as it is: the exporter folds ``g · v / ||v||`` into a constant weight (folding the
+    copy here would also unfold the original, whose parametrised class the copy shares)."""
+    copied = copy.deepcopy(codec).float().eval()
+    _swap_layers(copied)
+    return copied
+
+
+# ------------------------------------------------------------------------------------------------
+# The two graphs
+def _codebooks(codec: Codec) -> torch.Tensor:
+    if codec.semantic is not None:
+        raise ExportError("layer semantic (SemanticAugmentation): semantic features are an extra model "
+                          "input; export supports codecs without semantic augmentation")
+    if not isinstance(codec.quantizer, ResidualVectorQuantizer):
+        raise ExportError(f"layer quantizer ({type(codec.quantizer).__name__}): only the residual VQ "
+                          "(quantizer kind rvq) exports")
+    return torch.stack([layer.embed.detach().float() for layer in codec.quantizer.layers])
+
+
+class CodecEncoderGraph(nn.Module):
+    """Audio [B, C, T] → codes int64 [B, n_q, N] (all codebooks; the first K are ``encode(n_q=K)``)."""
+
+    def __init__(self, codec: Codec) -> None:
+        super().__init__()
+        self.codec = exportable_codec(codec)
+        self.search = RVQSearch(_codebooks(codec))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.search(self.codec.encode_latent(audio))
+
+
+class CodecDecoderGraph(nn.Module):
+    """Codes int64 [B, K ≤ n_q, N] → audio [B, C, N · samples_per_frame]."""
+
+    def __init__(self, codec: Codec) -> None:
+        super().__init__()
+        self.codec = exportable_codec(codec)
+        self.lookup = RVQLookup(_codebooks(codec))
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.codec.decode_latent(self.lookup(codes)).float()
+
+
+class _ModelEncode(nn.Module):
+    """Any codec kind, traced through its own ``encode`` (every codebook)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(audio, self.model.n_q)
+
+
+class _ModelDecode(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(codes).float()
+
+
+def export_graphs(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The encoder and decoder graphs of a codec, ready for ``torch.onnx.export`` (eval mode)."""
+    if isinstance(model, Codec):
+        return CodecEncoderGraph(model).eval(), CodecDecoderGraph(model).eval()
+    model = copy.deepcopy(model).float().eval()
+    return _ModelEncode(model).eval(), _ModelDecode(model).eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# Exporting one graph, with the failing layer named
+@contextmanager
+def _layer_stack(root: nn.Module) -> Iterator[list[str]]:
+    """Keeps the names of the modules whose forward is running (innermost last) while the block runs."""
+    stack: list[str] = []
+    names = {module: name for name, module in root.named_modules()}
+    handles = []
+
+    def leave(*_) -> None:  # a forward hook that returned something would replace the output
+        if stack:
+            stack.pop()
+
+    for module, name in names.items():
+        label = f"{name or 'model'} ({type(module).__name__})"
+        handles.append(module.register_forward_pre_hook(lambda *_, label=label: stack.append(label)))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield stack
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _CallRecorder(TorchFunctionMode):
+    """Records (torch function name, innermost running layer) for each torch call of an eager pass."""
+
+    def __init__(self, stack: list[str]) -> None:
+        super().__init__()
+        self.stack, self.calls = stack, []
+
+    def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
+        self.calls.append((getattr(func, "__name__", ""), self.stack[-1] if self.stack else "model"))
+        return func(*args, **(kwargs or {}))
+
+
+def _layer_of_operator(graph: nn.Module, example: torch.Tensor, message: str) -> str | None:
+    """The layer that calls the operator an exporter error names (``aten::name``), found by an eager pass."""
+    found = re.search(r"aten::(\w+)", message)
+    if not found:
+        return None
+    op = found.group(1)
+    with _layer_stack(graph) as stack, torch.no_grad(), _CallRecorder(stack) as recorder:
+        try:
+            graph(example)
+        except Exception:  # noqa: BLE001 - only looking for the layer
+            pass
+    for name, layer in recorder.calls:
+        if name and (name == op or op.endswith(f"_{name}") or name.endswith(f"_{op}")):
+            return layer
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+def export_graph(graph: nn.Module, example: torch.Tensor, path: str | os.PathLike, input_name: str,
+                 output_name: str, dynamic: dict[int, str], output_dynamic: dict[int, str],
+                 opset: int = DEFAULT_OPSET) -> None:
+    """``torch.onnx.export`` (TorchScript tracer) of one graph with dynamic axes.
+
+    Raises:
+        ExportError: the exporter failed; the line names the layer (the one running when tracing failed,
+            or the one calling the operator the converter rejected) and the exporter's reason.
+    """
+    with _layer_stack(graph) as stack, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
+        try:
+            torch.onnx.export(graph, (example,), str(path), input_names=[input_name],
+                              output_names=[output_name],
+                              dynamic_axes={input_name: dynamic, output_name: output_dynamic},
+                              opset_version=opset, dynamo=False, do_constant_folding=False)
+            return
+        except Exception as error:  # noqa: BLE001 - any exporter failure becomes one line
+            layer = stack[-1] if stack else None
+            reason = _first_line(error)
+    layer = layer or _layer_of_operator(graph, example, reason) or "unknown layer"
+    raise ExportError(f"cannot export layer {layer}: {reason}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole export
+def _verify(model: nn.Module, encoder_path: Path, decoder_path: Path, lengths: list[int]) -> dict | None:
+    """Runs both graphs with onnxruntime (CPU) against the model; None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    encoder = ort.InferenceSession(str(encoder_path), options, providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(decoder_path), options, providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    agree, audio_diff = 1.0, 0.0
+    for length in lengths:
+        wav = 0.3 * torch.randn(2, model.channels, length, generator=generator)
+        with torch.no_grad():
+            codes = model.encode(wav, model.n_q)
+            audio = model.decode(codes).float()
+        onnx_codes = encoder.run(None, {"audio": wav.numpy()})[0]
+        onnx_audio = decoder.run(None, {"codes": codes.numpy()})[0]
+        if onnx_codes.shape != tuple(codes.shape) or onnx_audio.shape != tuple(audio.shape):
+            raise ExportError(f"the exported graphs give shapes {onnx_codes.shape} / {onnx_audio.shape} for "
+                              f"{length} samples, PyTorch {tuple(codes.shape)} / {tuple(audio.shape)}: a "
+                              "length is fixed in the graph")
+        agree = min(agree, float((torch.from_numpy(onnx_codes) == codes).double().mean()))
+        audio_diff = max(audio_diff, float((torch.from_numpy(onnx_audio) - audio).abs().max()))
+    if agree < 0.99 or audio_diff > 1e-3:
+        raise ExportError(f"the exported graphs disagree with PyTorch (codes equal: {agree:.3f}, audio max "
+                          f"difference {audio_diff:.2e}): a length-dependent layer is fixed in the graph")
+    return {"lengths": lengths, "codes_equal": agree, "audio_max_abs_diff": audio_diff}
+
+
+def _codebook_sizes(model: nn.Module) -> list[int]:
+    sizes = getattr(model, "codebook_sizes", None) or [model.codebook_size] * model.n_q
+    return [int(size) for size in sizes]
+
+
+def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, verify: bool = True,
+                model_id: str | None = None) -> dict:
+    """Writes ``encoder.onnx``, ``decoder.onnx`` and ``manifest.json`` to ``out_dir``; returns the manifest.
+
+    Args:
+        model: a codec (``CompressionModel``) in eval mode; it is not modified.
+        out_dir: the folder (created); files already there are replaced.
+        opset: ONNX opset (17: LayerNormalization and STFT-free graphs).
+        verify: run the graphs with onnxruntime on two lengths and record the agreement.
+        model_id: stored in the manifest (``funcodec_lite.codec.loading.model_id``).
+
+    Raises:
+        ExportError: a layer that cannot be exported, or graphs that disagree with PyTorch.
+    """
+    out_dir = Path(out_dir)
+    encoder, decoder = export_graphs(model)
+    spf = int(model.samples_per_frame)
+    example = 0.1 * torch.randn(2, model.channels, 7 * spf + 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        codes = encoder(example)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        export_graph(encoder, example, staging / ENCODER_FILE, "audio", "codes",
+                     {0: "batch", 2: "samples"}, {0: "batch", 2: "frames"}, opset)
+        export_graph(decoder, codes, staging / DECODER_FILE, "codes", "audio",
+                     {0: "batch", 1: "codebooks", 2: "frames"}, {0: "batch", 2: "samples"}, opset)
+        checked = (_verify(model, staging / ENCODER_FILE, staging / DECODER_FILE,
+                           [3 * spf + 1, int(model.sample_rate) + spf // 2 + 7]) if verify else None)
+        manifest = {
+            "format": "onnx", "opset": opset, "model_id": model_id,
+            "sample_rate": int(model.sample_rate), "channels": int(model.channels),
+            "samples_per_frame": spf, "frame_rate": float(model.frame_rate), "n_q": int(model.n_q),
+            "codebook_sizes": _codebook_sizes(model),
+            "encoder": {"file": ENCODER_FILE, "input": "audio float32 [batch, channels, samples]",
+                        "output": "codes int64 [batch, n_q, frames], frames = ceil(samples / "
+                                  "samples_per_frame)"},
+            "decoder": {"file": DECODER_FILE, "input": "codes int64 [batch, codebooks <= n_q, frames]",
+                        "output": "audio float32 [batch, channels, frames * samples_per_frame] (trim to the "
+                                  "input's length)"},
+            "verified": checked,
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        for name in EXPORT_FILES:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
