@@ -2,8 +2,9 @@
 
 Reads each run's stage-7 report (``fad.json``), stage times (``log/stage_times.tsv``) and generation timing
 (``generated/timing.json``) and writes ``comparison.md`` (per-class FAD, own-class-nearest, classifier
-accuracy on generated and on autoencoded real clips, noise floors, stage times, sampling seconds per 100
-clips) and ``comparison.png`` (per-class FAD and accuracy, one bar per run).
+accuracy on generated and on autoencoded real clips, noise floors, the waveform judge's accuracy, median
+loudness and peak, stage times, sampling seconds per 100 clips) and ``comparison.png`` (per-class FAD and
+accuracy, one bar per run).
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ def comparison_table(runs: list[dict]) -> str:
              *block("classifier accuracy on autoencoded real clips",
                     lambda r, n: f"{r['report']['classifier_accuracy_reconstructed'][n]:.2f}"),
              *block("noise floor of generated clips, dBFS (real clips in brackets)",
-                    lambda r, n: _floor(r["report"], n))]
+                    lambda r, n: _floor(r["report"], n)),
+             *block("waveform judge accuracy on generated clips (independent features)",
+                    lambda r, n: _judge(r["report"], lambda j: f"{j['accuracy_generated'][n]:.2f}")),
+             *block("median loudness of generated clips, LUFS (real clips in brackets)",
+                    lambda r, n: _judge(r["report"], lambda j: _level(j, n, "lufs"))),
+             *block("median peak of generated clips, dBFS (real clips in brackets)",
+                    lambda r, n: _judge(r["report"], lambda j: _level(j, n, "peak_db")))]
     lines += ["**summary**", "", "| | " + " | ".join(r["name"] for r in runs) + " |", "|---" * (len(runs) + 1)
               + "|"]
     summary = {
@@ -64,6 +71,8 @@ def comparison_table(runs: list[dict]) -> str:
         "min accuracy, autoencoded real":
             lambda r: f"{min(r['report']['classifier_accuracy_reconstructed'].values()):.2f}",
         "average FAD": lambda r: f"{r['report']['fad_average']:.2f}",
+        "waveform judge: mean accuracy, generated":
+            lambda r: _judge(r["report"], lambda j: f"{j['accuracy_generated_mean']:.2f}"),
         "sampling s per 100 clips": lambda r: _per_100(r["timing"]),
         "end to end (stage times)": lambda r: _minutes(sum(s for _, s in r["times"].values())),
     }
@@ -82,6 +91,17 @@ def comparison_table(runs: list[dict]) -> str:
 def _floor(report: dict, name: str) -> str:
     floor = report.get("noise_floor_db", {}).get(name)
     return f"{floor['generated']:.1f} ({floor['real']:.1f})" if floor else ""
+
+
+def _judge(report: dict, cell) -> str:
+    """``cell(waveform judge section)``, or empty for a report from before stage 7 had the judge."""
+    judge = report.get("waveform_judge")
+    return cell(judge) if judge else ""
+
+
+def _level(judge: dict, name: str, key: str) -> str:
+    levels = judge["levels"][name]
+    return f"{levels['generated'][key + '_median']:.1f} ({levels['real'][key + '_median']:.1f})"
 
 
 def _per_100(timing: dict) -> str:

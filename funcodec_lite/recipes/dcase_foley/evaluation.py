@@ -1,4 +1,5 @@
-"""Stage 7 of the Foley recipe: FAD per class, classifier accuracy, autoencoded real clips, noise floors."""
+"""Stage 7 of the Foley recipe: FAD per class, classifier accuracy, autoencoded real clips, noise floors, and
+the independent waveform judge with the clips' levels (`funcodec_lite.recipes.dcase_foley.judging`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from funcodec_lite.foley.vqvae import MelVQVAE
 from funcodec_lite.metrics.fad import fad_matrix
 from funcodec_lite.metrics.vggish import embed_wav_files, load_vggish_weights
 from funcodec_lite.recipes.dcase_foley.codec_path import reconstruct_clips
+from funcodec_lite.recipes.dcase_foley.judging import judge_report, judge_table
 from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 from funcodec_lite.utils.atomic import atomic_path, write_json
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
@@ -140,6 +142,9 @@ def stage_evaluate(run: FoleyRun) -> None:
         embedding = "the recipe's classifier (NOT comparable with challenge FAD)"
     matrix = fad_matrix(real, fake)
     matched = matrix.matched_is_nearest()
+    train_clips = {c.utt_id: c.path for c in read_foley_data_dir(run.data / "train")}
+    judge = judge_report(_wavs_of([train_clips[u] for u in train.utt_ids], mel.config.sample_rate),
+                         train.labels, real_wavs, reference.labels, generated_wavs, mel.config.sample_rate)
     report = {
         "embedding": embedding,
         "reference": reference_split,
@@ -154,6 +159,7 @@ def stage_evaluate(run: FoleyRun) -> None:
         "classifier_accuracy_reconstructed": per_class_reconstructed,
         "noise_floor_db": noise_floor,
         "fad_matrix": matrix.values.tolist(),
+        "waveform_judge": judge,
     }
     write_json(run.exp / "fad.json", report)
     write_fad_table(run.exp / "fad.md", report, names)
@@ -161,8 +167,9 @@ def stage_evaluate(run: FoleyRun) -> None:
 
 
 def write_fad_table(path: Path, report: dict, names: list[str]) -> None:
-    """Markdown: per-class FAD, the nearest-class check, classifier accuracy, noise floors, then the FAD
-    matrix. The noise floor is `noise_floor_db`, for the generated clips and the real reference clips."""
+    """Markdown: per-class FAD, the nearest-class check, classifier accuracy, noise floors; the waveform
+    judge and the levels (`judge_table`, when the report has them); then the FAD matrix. The noise floor is
+    `noise_floor_db`, for the generated clips and the real reference clips."""
     lines = [
         f"FAD embedding: {report['embedding']}; reference: real {report['reference']} clips.",
         *([f"Note: {report['reference_note']}."] if report.get("reference_note") else []),
@@ -186,6 +193,7 @@ def write_fad_table(path: Path, report: dict, names: list[str]) -> None:
         "",
         f"Classifier accuracy on real held-out clips: {report['classifier_accuracy_real_heldout']:.2f}",
         "",
+        *([*judge_table(report["waveform_judge"], names), ""] if "waveform_judge" in report else []),
         "FAD(generated row, real column):",
         "",
         "| generated \\ real | " + " | ".join(names) + " |",

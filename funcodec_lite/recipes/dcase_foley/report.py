@@ -147,11 +147,22 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def _judge_summary(judge: dict | None, classes: int) -> str:
+    """The page's line on the independent waveform judge (empty for a report without one)."""
+    if not judge:
+        return ""
+    return (f"<p>Independent waveform judge (MFCC and spectral statistics, fitted on real clips; "
+            f"{judge['accuracy_real_heldout']:.2f} on real held-out clips): mean accuracy on generated clips "
+            f"{judge['accuracy_generated_mean']:.2f}, own class nearest {judge['classes_matched']}/{classes},"
+            " "
+            f"average FAD in its space {judge['fad_average']:.2f}.</p>")
+
+
 def write_report_html(path: Path, title: str, report: dict, names: list[str],
                       examples: dict[str, dict[str, list[str]]]) -> None:
     """The listening page: per class its figures, audio players for real and generated clips, its plot."""
     esc = html.escape
-    floors = report.get("noise_floor_db", {})
+    floors, judge = report.get("noise_floor_db", {}), report.get("waveform_judge")
     rows = []
     for name in names:
         floor = floors.get(name, {})
@@ -161,6 +172,12 @@ def write_report_html(path: Path, title: str, report: dict, names: list[str],
                    f"{report['classifier_accuracy_reconstructed'][name]:.2f}")
         if floor:
             figures += f" · noise floor {floor['generated']:.1f} dBFS (real {floor['real']:.1f})"
+        if judge:
+            gen, real = judge["levels"][name]["generated"], judge["levels"][name]["real"]
+            figures += (f" · waveform judge accuracy {judge['accuracy_generated'][name]:.2f}, its FAD "
+                        f"{judge['fad'][name]:.2f} · loudness {gen['lufs_median']:.1f} LUFS "
+                        f"(real {real['lufs_median']:.1f}), peak {gen['peak_db_median']:.1f} dBFS "
+                        f"(real {real['peak_db_median']:.1f})")
         players = "".join(
             f'<figure><figcaption>{kind} {k + 1}</figcaption><audio controls preload="none" '
             f'src="{esc(src)}"></audio></figure>'
@@ -178,6 +195,7 @@ figure{{margin:0}} figcaption{{font-size:12px}} img{{max-width:100%}}</style></h
 <p>{esc(report['embedding'])}; reference: real {esc(report['reference'])} clips. Classes with their own class
 nearest: {report['classes_matched']}/{len(names)}; mean classifier accuracy on generated clips
 {report['classifier_accuracy_generated_mean']:.2f}; average FAD {report['fad_average']:.2f}.</p>
+{_judge_summary(judge, len(names))}
 <img src="plots/scores.png" alt="per-class FAD and accuracy">
 {''.join(rows)}
 </body></html>
