@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from torch import nn
 
 from funcodec_lite.codec.loading import model_id
 from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
@@ -64,20 +65,55 @@ def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[Codec
     return model, notes
 
 
+def _convert_dac(checkpoint: Path) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.dac import convert_dac_file
+
+    return convert_dac_file(checkpoint)
+
+
+def _convert_snac(checkpoint: Path) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.snac import convert_snac_release
+
+    return convert_snac_release(checkpoint)
+
+
+def _convert_mimi(checkpoint: Path, config_path: Path | None) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.mimi import convert_mimi_file
+
+    return convert_mimi_file(checkpoint, config_path)
+
+
+def _convert_hf(checkpoint: Path) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.hf import convert_hf_dir
+
+    return convert_hf_dir(checkpoint)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Convert a released EnCodec (24 kHz) or FunCodec (time-domain) checkpoint to a model directory."""
+    """Convert a released checkpoint (EnCodec 24 kHz, FunCodec, DAC, Mimi, SNAC; a transformers directory)
+    to a model directory."""
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     if not args.force and any((out / name).exists() for name in (CONFIG_FILE, WEIGHTS_FILE)):
         raise ValueError(f"{out}: already holds a model (pass --force to replace it)")
     checkpoint = Path(args.checkpoint)
+    provenance = None
     if args.source == "encodec":
         codec, notes = _convert_encodec(checkpoint)
+    elif args.source == "dac":
+        codec, provenance = _convert_dac(checkpoint)
+        notes = []
+    elif args.source == "mimi":
+        codec, provenance = _convert_mimi(checkpoint, Path(args.config) if args.config else None)
+        notes = []
+    elif args.source in ("snac", "hf"):
+        codec, provenance = (_convert_snac if args.source == "snac" else _convert_hf)(checkpoint)
+        notes = []
     else:
         codec, notes = _convert_funcodec(checkpoint, Path(args.config) if args.config else None)
     try:
-        codec.save_pretrained(out)
+        codec.save_pretrained(out, provenance)
     except OSError as err:
         raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
     print(f"codec convert: {args.source} {checkpoint} -> {out} (model id {model_id(codec)}, "
@@ -90,11 +126,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
-    convert.add_argument("--from", dest="source", required=True, choices=["encodec", "funcodec"],
-                         help="encodec: an encodec_24khz .th state dict; funcodec: model.pth (+ config.yaml)")
+    convert.add_argument("--from", dest="source", required=True,
+                         choices=["encodec", "funcodec", "dac", "mimi", "snac", "hf"],
+                         help="encodec: an encodec_24khz .th state dict; funcodec: model.pth "
+                         "(+ config.yaml); dac: a DAC release .pth (state_dict + metadata); mimi: Kyutai's "
+                         "Mimi safetensors (tokenizer-e351c8d8-checkpoint125); snac: a SNAC release dir "
+                         "(config.json + pytorch_model.bin); hf: a directory saved by transformers' "
+                         "save_pretrained (EncodecModel, DacModel, MimiModel)")
     convert.add_argument("checkpoint",
                          help="checkpoint file (FunCodec: model.pth or the directory holding it)")
     convert.add_argument("out_dir", help="model directory to write (config.yaml + model.safetensors)")
-    convert.add_argument("--config", help="FunCodec config.yaml (default: next to the checkpoint)")
+    convert.add_argument("--config", help="FunCodec config.yaml (default: next to the checkpoint); mimi: "
+                         "moshi's Mimi config as JSON/YAML (default: the released model's)")
     convert.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
     convert.set_defaults(func=cmd_convert)
