@@ -341,9 +341,19 @@ def _layer_of_operator(graph: nn.Module, example: torch.Tensor, message: str) ->
     return None
 
 
+def _layer_of_scope(message: str) -> str | None:
+    """The layer named by the TorchScript scope an exporter error quotes (``scope: Cls::/pkg.Cls::name``)."""
+    found = re.search(r"scope: (\S+)", message)
+    if not found:
+        return None
+    parts = [part.split("::") for part in found.group(1).rstrip(",]").split("/") if "::" in part]
+    names = [name for _, name in parts if name]
+    return f"{'.'.join(names) or 'model'} ({parts[-1][0].rpartition('.')[2]})" if parts else None
+
+
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:300]
+    return (lines[0] if lines else type(error).__name__).split(" [Caused by")[0][:300]
 
 
 def export_graph(graph: nn.Module, example: torch.Tensor, path: str | os.PathLike, input_name: str,
@@ -364,9 +374,9 @@ def export_graph(graph: nn.Module, example: torch.Tensor, path: str | os.PathLik
                               opset_version=opset, dynamo=False, do_constant_folding=False)
             return
         except Exception as error:  # noqa: BLE001 - any exporter failure becomes one line
-            layer = stack[-1] if stack else None
+            layer = stack[-1] if stack else _layer_of_scope(str(error))
             reason = _first_line(error)
-    layer = layer or _layer_of_operator(graph, example, reason) or "unknown layer"
+    layer = layer or _layer_of_operator(graph, example, reason) or "(unknown layer)"
     raise ExportError(f"cannot export layer {layer}: {reason}")
 
 
