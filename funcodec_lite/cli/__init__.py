@@ -1,6 +1,6 @@
 """The ``codec`` command line: ``encode``, ``decode``, ``tokenize``, ``eval``, ``info``, ``convert``,
 ``train``, ``demo``, ``presets``, ``lm train``, ``lm generate``, ``vamp``, ``generate``,
-``vocoder train``, ``vocoder resynth``, ``listen``, ``serve``.
+``vocoder train``, ``vocoder resynth``, ``listen``, ``serve``, ``export``.
 
 Errors are one line on stderr (``codec <command>: error: <file>: <problem>``) with exit code 2 and no
 traceback unless ``--debug``; nothing is left half-written (outputs are written atomically).
@@ -16,6 +16,7 @@ from funcodec_lite.cli import (
     coding,
     convert,
     evaluation,
+    export,
     generate,
     info,
     listen,
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder, listen,
-                   serve):
+                   serve, export):
         module.register(commands)
     return parser
 
