@@ -10,6 +10,7 @@ import torch
 import yaml
 from torch import nn
 
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import model_id
 from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
 
@@ -41,7 +42,8 @@ def _convert_encodec(checkpoint: Path) -> tuple[Codec, list[str]]:
     return encodec_to_codec(load_checkpoint(checkpoint)), []
 
 
-def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[Codec, list[str]]:
+def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[CompressionModel, list[str]]:
+    """A time-domain FunCodec model as a ``Codec``, a ``freq_codec`` one as a ``FunCodecFreq``."""
     from funcodec_lite.convert.funcodec import funcodec_to_codec
 
     if checkpoint.is_dir():
