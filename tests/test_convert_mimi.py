@@ -178,8 +178,10 @@ def test_streaming_beyond_the_context_window_equals_whole_signal(small):
         parts = [encoder.push(wav[..., i:i + chunk]) for i in range(0, wav.shape[-1], chunk)]
         assert torch.equal(torch.cat(parts + [encoder.flush()], -1), whole)
     decoder = model.streaming_decoder()
-    audio = torch.cat([decoder.push(whole[..., i:i + 2]) for i in range(0, whole.shape[-1], 2)]
-                      + [decoder.flush()], -1)
+    parts = [decoder.push(whole[..., i:i + 2]) for i in range(0, whole.shape[-1], 2)]
+    with pytest.raises(RuntimeError, match="streaming decoder is open"):
+        model.decode(whole)  # would run through the open stream's state
+    audio = torch.cat(parts + [decoder.flush()], -1)
     assert (audio - model.decode(whole)).abs().max() <= 1e-4
 
 

@@ -173,6 +173,8 @@ class Mimi(CompressionModel):
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform [B, C, T] → the unquantized latent [B, D, N] that ``encode`` quantizes."""
         self._check_wav(wav)
+        if self.encoder.is_streaming:
+            raise RuntimeError("a Mimi streaming encoder is open: flush() or close() it before encode()")
         if self.config.pad_to_frame:
             wav = F.pad(wav, (0, self.num_frames(wav.shape[-1]) * self.samples_per_frame - wav.shape[-1]))
         if wav.shape[-1] == 0:
@@ -200,6 +202,8 @@ class Mimi(CompressionModel):
         Samples asked for beyond N · samples_per_frame are zeros.
         """
         self.check_codes(codes)
+        if self.decoder.is_streaming:
+            raise RuntimeError("a Mimi streaming decoder is open: flush() or close() it before decode()")
         if codes.shape[1] < self.config.n_q_semantic:
             raise ValueError(f"Mimi decodes at least {self.config.n_q_semantic} codebooks, "
                              f"got {codes.shape[1]}")
