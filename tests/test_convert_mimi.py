@@ -186,6 +186,40 @@ def test_streaming_beyond_the_context_window_equals_whole_signal(small):
 
 
 @torch.no_grad()
+def test_architecture_variants_equal_moshi():
+    # conv shortcuts, two residual units per stage, no layer scale, 2 heads, 2 semantic codebooks
+    cfg = small_moshi_config()
+    cfg["seanet"].update(true_skip=False, n_residual_layers=2, compress=4, activation_params={"alpha": 0.7})
+    cfg["transformer"].update(layer_scale=None, num_heads=2)
+    cfg["quantizer"].update(n_q_semantic=2)
+    ref = moshi_mimi(cfg, seed=4, n_q=5)
+    model = mimi_from_moshi(ref.state_dict(), cfg, num_codebooks=None)
+    assert model.config.seanet.elu_alpha == 0.7 and model.config.transformer.layer_scale is None
+    wav = signal(2, 2 * FRAME + 99, 12)
+    codes = model.encode(wav)
+    assert torch.equal(codes, ref.encode(wav)) and len(torch.unique(codes)) > 3
+    assert (model.decode(codes) - ref.decode(codes)).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="n_q must be in 2..5"):
+        model.encode(wav, n_q=1)
+
+
+@torch.no_grad()
+def test_edge_cases(small):
+    _, model = small
+    assert model.encode(torch.zeros(2, 1, 0)).shape == (2, 5, 0)
+    assert model.decode(torch.zeros(2, 5, 0, dtype=torch.long)).shape == (2, 1, 0)
+    assert model.decode(torch.zeros(1, 5, 2, dtype=torch.long), length=4000).shape == (1, 1, 4000)
+    assert model.streaming_encoder().flush().shape[1:] == (5, 0)
+    encoder = model.streaming_encoder(n_q=2)
+    assert encoder.push(signal(1, 1000, 1)).shape == (1, 2, 0)  # less than a frame: waits
+    assert torch.equal(encoder.flush(), model.encode(signal(1, 1000, 1), n_q=2))
+    with pytest.raises(ValueError, match=r"audio \[B, 1, T\]"):
+        model.encode(torch.zeros(1, 2, 100))
+    with pytest.raises(ValueError, match="out of range"):
+        model.decode(torch.full((1, 5, 2), 64))
+
+
+@torch.no_grad()
 def test_older_moshi_key_names(small):
     ref, model = small
     renames = {".self_attn.in_projs.0.weight": ".self_attn.in_proj_weight", ".embedding_sum": ".embed_avg",
@@ -214,12 +248,13 @@ def test_moshi_config_refusals():
 
 # ---------------------------------------------------------------------------------------------------
 # transformers' MimiModel
-def hf_mimi(seed: int = 3):
+def hf_mimi(seed: int = 3, **overrides):
     transformers = import_reference("transformers")
-    config = transformers.MimiConfig(hidden_size=32, num_filters=4, num_hidden_layers=2, intermediate_size=64,
-                                     num_attention_heads=4, num_key_value_heads=4, codebook_size=64,
-                                     codebook_dim=16, vector_quantization_hidden_dimension=16,
-                                     num_quantizers=5, upsample_groups=32, sliding_window=6)
+    options = dict(hidden_size=32, num_filters=4, num_hidden_layers=2, intermediate_size=64,
+                   num_attention_heads=4, num_key_value_heads=4, codebook_size=64, codebook_dim=16,
+                   vector_quantization_hidden_dimension=16, num_quantizers=5, upsample_groups=32,
+                   sliding_window=6)
+    config = transformers.MimiConfig(**{**options, **overrides})
     torch.manual_seed(seed)
     return perturb(transformers.MimiModel(config).eval(), seed)
 
@@ -244,6 +279,20 @@ def test_transformers_mimi_model(tmp_path):
         streamed = [encoder.push(wav[..., i:i + 1111]) for i in range(0, length, 1111)]
         assert torch.equal(torch.cat(streamed + [encoder.flush()], -1), expected)
     assert torch.equal(model.encode(wav, n_q=2), reference.encode(wav, num_quantizers=2).audio_codes)
+
+
+@torch.no_grad()
+def test_transformers_variant():
+    # conv shortcuts, two residual units, 2 semantic codebooks, grouped upsampling, and no quantizer
+    # projections (codebooks as wide as the latent: transformers then stores none)
+    reference = hf_mimi(6, use_conv_shortcut=True, num_residual_layers=2, num_semantic_quantizers=2,
+                        codebook_dim=32, vector_quantization_hidden_dimension=32, upsample_groups=8)
+    assert "quantizer.semantic_residual_vector_quantizer.input_proj.weight" not in reference.state_dict()
+    model = mimi_from_hf(reference.config.to_dict(), reference.state_dict())
+    wav = signal(2, 3 * FRAME + 5, 13)
+    codes = model.encode(wav)
+    assert torch.equal(codes, reference.encode(wav).audio_codes) and len(torch.unique(codes)) > 3
+    assert (model.decode(codes) - reference.decode(codes).audio_values).abs().max() <= 1e-4
 
 
 def test_transformers_config_refusals():
