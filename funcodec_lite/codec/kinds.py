@@ -19,7 +19,6 @@ CODEC_KINDS: dict[str, str] = {
     "funcodec_freq": "funcodec_lite.codec.families.funcodec_freq",
     "mimi": "funcodec_lite.codec.families.mimi",
     "snac": "funcodec_lite.codec.families.snac",
-    "funcodec_freq": "funcodec_lite.codec.families.funcodec_freq",
 }
 
 
