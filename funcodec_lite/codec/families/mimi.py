@@ -260,24 +260,26 @@ class MimiStreamingEncoder:
                 self._stack.enter_context(module.streaming())
         self._pending: torch.Tensor | None = None
         self._started = False
+        self._batch, self._device = 1, model.quantizer.semantic.codebooks.device
 
-    def _codes(self, latent: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    def _codes(self, latent: torch.Tensor | None) -> torch.Tensor:
         if latent is None or latent.shape[-1] == 0:
-            return torch.zeros(like.shape[0], self.n_q, 0, dtype=torch.long, device=like.device)
+            return torch.zeros(self._batch, self.n_q, 0, dtype=torch.long, device=self._device)
         return self.model.quantizer.encode(latent, self.n_q)
 
     @torch.no_grad()
     def push(self, chunk: torch.Tensor) -> torch.Tensor:
         self.model._check_wav(chunk)
+        self._batch, self._device = chunk.shape[0], chunk.device
         if self.model.config.pad_to_frame:
             if self._pending is not None:
                 chunk = torch.cat([self._pending, chunk], dim=-1)
             whole = chunk.shape[-1] // self.model.samples_per_frame * self.model.samples_per_frame
             self._pending, chunk = chunk[..., whole:], chunk[..., :whole]
         if chunk.shape[-1] == 0:
-            return self._codes(None, chunk)
+            return self._codes(None)
         self._started = True
-        return self._codes(self.model._latent_frames(chunk), chunk)
+        return self._codes(self.model._latent_frames(chunk))
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -287,11 +289,11 @@ class MimiStreamingEncoder:
         try:
             if model.config.pad_to_frame:
                 if pending is None or pending.shape[-1] == 0:
-                    return self._codes(None, pending if pending is not None else torch.zeros(1, 1, 0))
-                tail = F.pad(pending, (0, model.samples_per_frame - pending.shape[-1]))
-                return self._codes(model._latent_frames(tail), tail)
+                    return self._codes(None)
+                return self._codes(model._latent_frames(F.pad(pending, (0, model.samples_per_frame
+                                                                        - pending.shape[-1]))))
             if not self._started:
-                return torch.zeros(1, self.n_q, 0, dtype=torch.long)
+                return self._codes(None)
             rest = model.encoder.flush()
             parts = []
             if rest is not None and rest.shape[-1]:
@@ -301,8 +303,7 @@ class MimiStreamingEncoder:
                 last = model.downsample.flush()
                 if last is not None:
                     parts.append(last)
-            return self._codes(torch.cat(parts, dim=-1) if parts else None,
-                               parts[0] if parts else torch.zeros(1, 1, 0))
+            return self._codes(torch.cat(parts, dim=-1) if parts else None)
         finally:
             self.close()
 
@@ -325,21 +326,21 @@ class MimiStreamingDecoder:
         for module in (model.upsample, model.decoder_transformer, model.decoder):
             if module is not None:
                 self._stack.enter_context(module.streaming())
-        self._shape = (1, model.channels)
+        self._empty = model.quantizer.semantic.codebooks.new_zeros(1, model.channels, 0)
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         self.model.check_codes(codes)
-        self._shape = (codes.shape[0], self.model.channels)
+        self._empty = self._empty.new_zeros(codes.shape[0], self.model.channels, 0)
         if codes.shape[-1] == 0:
-            return torch.zeros(*self._shape, 0, device=codes.device)
+            return self._empty
         return self.model._decode_frames(codes)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
         """Audio still held back: none for Mimi's causal decoder ([B, C, 0]); closes the stream."""
         self.close()
-        return torch.zeros(*self._shape, 0)
+        return self._empty
 
     def close(self) -> None:
         self._stack.close()
