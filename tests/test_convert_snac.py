@@ -239,10 +239,17 @@ def test_cli_convert_and_load(pairs, tmp_path, capsys):
 
 
 def test_codec_kind_registry_loads_snac(pairs, tmp_path):
-    kinds = pytest.importorskip("funcodec_lite.codec.kinds")
+    from funcodec_lite.codec.kinds import codec_class
+    from funcodec_lite.codec.loading import load_model
+
     _, ours = pairs("plain", SMALL_PLAIN)
     ours.save_pretrained(tmp_path / "m")
-    assert kinds.codec_class("snac") is SNAC
+    assert codec_class("snac") is SNAC
+    loaded = load_model(tmp_path / "m")  # folds weight norm
+    assert isinstance(loaded, SNAC)
+    wav = signal(2, 999)
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(wav), ours.encode(wav))
 
 
 @pytest.mark.parametrize("case", ["no_config", "no_weights", "truncated", "other_family", "bad_option",
@@ -280,3 +287,35 @@ def test_cli_bad_input_exit_2(pairs, tmp_path, capsys, case):
     err = capsys.readouterr()[1]
     assert err.count("\n") == 1 and "Traceback" not in err and expected in err, err
     assert not out.exists()
+
+
+def test_codec_encode_decode_and_tokenizer_on_converted_dir(pairs, tmp_path, capsys):
+    """`codec encode/decode` and the Tokenizer load the converted directory by its kind (``snac``)."""
+    sf = pytest.importorskip("soundfile")
+    np = pytest.importorskip("numpy")
+    from funcodec_lite import Tokenizer
+
+    reference, ours = pairs("attention", SMALL_ATTENTION)
+    write_release(tmp_path / "release", reference, SMALL_ATTENTION)
+    model_dir = tmp_path / "model"
+    assert main(["convert", "--from", "snac", str(tmp_path / "release"), str(model_dir)]) == 0
+    wav = signal(1, 4321)[0, 0] * 0.5
+    sf.write(tmp_path / "in.wav", wav.numpy(), 16000, subtype="FLOAT")
+    with torch.no_grad():
+        expected = ours.join_codes(reference.encode(wav[None, None]))
+    assert main(["encode", str(tmp_path / "in.wav"), str(tmp_path / "c.npz"), "--model", str(model_dir)]) == 0
+    tokens = np.load(tmp_path / "c.npz")
+    assert np.array_equal(tokens["codes"], expected.numpy())
+    assert tokens["codebook_strides"].tolist() == [4, 2, 1]
+    decode = ["decode", str(tmp_path / "c.npz"), str(tmp_path / "out.wav"), "--model", str(model_dir)]
+    assert main(decode) == 0
+    out, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 16000 and out.shape == (4321,) and np.isfinite(out).all() and out.std() > 0.01
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    encoded = tokenizer.encode(wav[None], 16000)
+    assert torch.equal(encoded.codes, expected) and tokenizer.codebook_strides == (4, 2, 1)
+    torch.manual_seed(5)
+    decoded = tokenizer.decode(encoded.codes).wav
+    audio_ref = reference_decode(reference, reference.encode(wav[None, None]), seed=5)
+    assert (decoded - audio_ref).abs().max() <= 1e-4
+    capsys.readouterr()
