@@ -32,6 +32,7 @@ from funcodec_lite.convert.dac import (
     dac_from_hf,
     read_dac_file,
 )
+from funcodec_lite.inference.tokenizer import Tokenizer
 from funcodec_lite.inference.tokens import load_tokens
 
 dac = import_reference("dac")
@@ -295,6 +296,12 @@ def test_convert_command_then_encode_and_decode(tmp_path, capsys):
     reference = reference_audio(ref, expected)[0, 0]
     assert rate == 16000 and decoded.shape == (5000,)
     assert np.abs(decoded[:4992] - reference[:4992].numpy()).max() <= 1e-4
+
+    tokenizer = Tokenizer.from_pretrained(out)  # through the codec-kind registry
+    assert isinstance(tokenizer.codec, DAC) and tokenizer.frame_rate == 50.0
+    encoded = tokenizer.encode(written[0], 16000)
+    assert torch.equal(encoded.codes, expected) and encoded.lengths.tolist() == [16]
+    assert (tokenizer.decode(encoded.codes).wav[0, 0, :4992] - reference[:4992]).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("case", ["other_family", "truncated", "unsupported_option", "pickled_object",

@@ -164,7 +164,7 @@ def convert_dac_file(path: str | Path) -> tuple[DAC, dict[str, Any]]:
     state, kwargs = read_dac_file(path)
     config = dac_config_from_kwargs(kwargs, weight_norm=_has_weight_norm(state))
     try:
-        model = dac_from_state_dict(state, config, _dac_module_pairs(config))
+        model = dac_from_state_dict(state, config, layout="dac")
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
     provenance = {"source": "dac", "source_file": str(path.resolve()), "sha256": file_sha256(path),
@@ -213,7 +213,7 @@ def dac_from_hf(config: dict, state_dict: dict) -> DAC:
         ValueError: see `dac_config_from_hf`; weights that do not fit the config (first keys named).
     """
     dac_config = dac_config_from_hf(config, weight_norm=_has_weight_norm(state_dict))
-    return dac_from_state_dict(state_dict, dac_config, _hf_module_pairs(dac_config))
+    return dac_from_state_dict(state_dict, dac_config, layout="hf")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,20 +278,28 @@ def _has_weight_norm(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 
 def dac_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: DACConfig,
-                        module_pairs: Iterator[tuple[str, str]]) -> DAC:
-    """A ``DAC`` of ``config`` holding ``state_dict`` renamed by ``module_pairs`` (source → our module).
+                        layout: str = "dac") -> DAC:
+    """A ``DAC`` of ``config`` (eval mode) holding ``state_dict``.
+
+    Args:
+        state_dict: DAC's keys (``layout="dac"``) or transformers' ``DacModel`` keys (``"hf"``), with
+            ``weight_g``/``weight_v``, ``parametrizations.weight.original0/1`` or plain ``weight`` as
+            ``config.weight_norm`` says.
+        config: the architecture.
+        layout: whose module names the keys use.
 
     Raises:
         ValueError: missing or unexpected keys, or wrong shapes (the first ones named).
     """
+    pairs = {"dac": _dac_module_pairs, "hf": _hf_module_pairs}[layout](config)
+    renames = dict(pairs)
     model = DAC(config)
     ours = model.state_dict()
-    renames = dict(module_pairs)
     converted: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for key, value in state_dict.items():
-        module, _, name = _split(key, renames)
-        if module is None:
+        module, name = _split(key)
+        if module not in renames:
             unexpected.append(key)
             continue
         converted[f"{renames[module]}.{_PARAMETER_NAMES.get(name, name)}"] = value
@@ -309,12 +317,11 @@ def dac_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: DACConfi
     return model.eval()
 
 
-def _split(key: str, modules: Mapping[str, str]) -> tuple[str | None, str, str]:
-    """(module path known in ``modules``, '.', parameter name) of a key, or (None, '', key)."""
-    match = re.fullmatch(r"(.+?)\.((?:parametrizations\.weight\.original[01])|[^.]+)", key)
-    if match and match.group(1) in modules:
-        return match.group(1), ".", match.group(2)
-    return None, "", key
+def _split(key: str) -> tuple[str, str]:
+    """(module path, parameter name) of a state-dict key (a weight-norm parametrization's two parts
+    are parameter names: ``conv.parametrizations.weight.original0`` → ``conv``)."""
+    match = re.fullmatch(r"(.+?)\.(parametrizations\.weight\.original[01]|[^.]+)", key)
+    return (match.group(1), match.group(2)) if match else ("", key)
 
 
 def _short(config: DACConfig) -> str:

@@ -139,10 +139,3 @@ class DACDecoder(nn.Module):
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.conv_out(self.act(self.blocks(self.conv_in(latent)))))
 
-
-def decoder_output_length(frames: int, rates: Sequence[int]) -> int:
-    """Samples ``DACDecoder`` gives for ``frames`` latent frames."""
-    length = frames
-    for rate in rates:
-        length = rate * length + rate - 2 * math.ceil(rate / 2)
-    return length

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from funcodec_lite.codec.interface import CompressionModel
-from funcodec_lite.modules.dac_blocks import DACDecoder, DACEncoder, decoder_output_length
+from funcodec_lite.modules.dac_blocks import DACDecoder, DACEncoder
 from funcodec_lite.quantization.factorized import FactorizedRVQ
 from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
@@ -153,10 +153,6 @@ class DAC(CompressionModel):
         if wav.shape[-1] >= length:
             return wav[..., :length]
         return F.pad(wav, (0, length - wav.shape[-1]))
-
-    def decoded_length(self, frames: int) -> int:
-        """Samples the decoder itself gives for ``frames`` frames (before ``decode`` pads or cuts)."""
-        return decoder_output_length(frames, self.config.decoder_rates) if frames > 0 else 0
 
     def _dtype(self) -> torch.dtype:
         return self.quantizer.quantizers[0].codebook.weight.dtype
