@@ -116,19 +116,7 @@ def build_reference(config: dict, seed: int) -> torch.nn.Module:
     decoder = seanet_decoder.SEANetDecoder2d(input_size=quantizer.output_size(), **config["decoder_conf"])
     model = codec_freq.FreqCodec(input_size=config["input_size"], encoder=encoder, quantizer=quantizer,
                                  decoder=decoder, discriminator=None, **copy.deepcopy(config["model_conf"]))
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            noise = torch.randn(parameter.shape, generator=generator)
-            parameter.mul_(1 + 0.2 * noise).add_(0.05 * torch.randn(parameter.shape, generator=generator))
-        for name, buffer in model.quantizer.named_buffers():
-            if name.endswith("inited"):
-                buffer.fill_(1)
-            elif name.endswith(("embed", "embed_avg")):
-                buffer.copy_(torch.randn(buffer.shape, generator=generator))
-            elif name.endswith("cluster_size"):
-                buffer.copy_(torch.rand(buffer.shape, generator=generator) + 0.5)
-    return model.eval()
+    return perturb(model, seed)
 
 
 def save_release(model: torch.nn.Module, config: dict, directory, per_layer: bool = False) -> None:
@@ -316,3 +304,121 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, expected):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert re.search(expected, err), err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# FunCodec's semantic augmentation (model: codec_semantic_aug): a time-domain codec conditioned on phoneme
+# ids ("ppg"), converted into our Codec with SemanticConfig(frontend="funcodec").
+def semantic_config(usage: str, ds_type: str = "conv") -> dict:
+    seanet = {"n_filters": 4, "ratios": [4, 2], "dimension": 16, "n_residual_layers": 1,
+              "norm": "time_group_norm", "causal": False, "seq_model": "lstm", "seq_layer_num": 1}
+    return {
+        "input_size": 1, "sampling_rate": 16000,
+        "encoder": "encodec_seanet_encoder", "encoder_conf": dict(seanet),
+        "quantizer": "costume_quantizer",
+        "quantizer_conf": {"codebook_size": 32, "num_quantizers": 4, "ema_decay": 0.99, "kmeans_init": True,
+                           "sampling_rate": 16000, "quantize_dropout": True, "rand_num_quant": [1, 2, 4],
+                           "use_ddp": True, "encoder_hop_length": 8},
+        "decoder": "encodec_seanet_decoder",
+        "decoder_conf": {k: v for k, v in seanet.items() if k != "dimension"},
+        "model": "codec_semantic_aug",
+        "model_conf": {"odim": 16, "target_sample_hz": 16000, "audio_normalize": False,
+                       "segment_dur": None, "overlap_ratio": None,
+                       "multi_spectral_window_powers_of_two": [],  # (its mel filters are put on CUDA)
+                       "ppg_conf": {"ppg_dim": 10, "ppg_ds_rate": 2, "ppg_ds_type": ds_type,
+                                    "ppg_usage_mod": usage}},
+    }
+
+
+def build_semantic_reference(config: dict, seed: int) -> torch.nn.Module:
+    semantic_aug = import_reference("funcodec.models.codec_semantic_aug")
+    torch.manual_seed(seed)
+    encoder = seanet_encoder.SEANetEncoder(input_size=1, **config["encoder_conf"])
+    quantizer = costume_quantizer.CostumeQuantizer(input_size=encoder.output_size(),
+                                                   **config["quantizer_conf"])
+    decoder = seanet_decoder.SEANetDecoder(input_size=quantizer.output_size(), **config["decoder_conf"])
+    model = semantic_aug.CodecSemanticAug(input_size=1, encoder=encoder, quantizer=quantizer, decoder=decoder,
+                                          discriminator=None, **copy.deepcopy(config["model_conf"]))
+    return perturb(model, seed)
+
+
+def perturb(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            parameter.mul_(1 + 0.2 * noise).add_(0.05 * torch.randn(parameter.shape, generator=generator))
+        for name, buffer in model.quantizer.named_buffers():
+            if name.endswith("inited"):
+                buffer.fill_(1)
+            elif name.endswith(("embed", "embed_avg")):
+                buffer.copy_(torch.randn(buffer.shape, generator=generator))
+    return model.eval()
+
+
+def semantic_reference(model, wav: torch.Tensor, ppg: torch.Tensor, usage: str):
+    """FunCodec's codes [B, n_q, N] and audio [B, 1, T] for one segment. ``concat`` and ``addition`` run
+    its ``inference``; ``residual`` and ``supervision`` follow their branch of it by hand (FunCodec 0.2.0's
+    ``inference`` also runs its concatenating branch in those modes and fails: on the channels of the
+    transposed ppg in ``residual``, on its one-segment assertion in ``supervision``)."""
+    with torch.no_grad():
+        if usage == "concat":
+            result = model.inference(wav[:, 0], ppg)
+            return result["code_indices"][0].permute(1, 0, 2), result["recon_speech"]
+        emb, _ = model._encode_frame(wav)  # [B, N, D]
+        ppg_seg = model._process_ppg(ppg, None, wav.shape[-1])[0].transpose(1, 2)
+        ppg_seg = torch.nn.functional.pad(ppg_seg, (0, 0, 0, emb.shape[1] - ppg_seg.shape[1]), "replicate")
+        if usage == "residual":
+            quantized, codes, _ = model.quantizer.inference(emb - ppg_seg)
+            audio = model._decode_frame((quantized + ppg_seg, None))
+        else:
+            quantized, codes, _ = model.quantizer.inference(emb)
+            audio = model._decode_frame((quantized + (ppg_seg if usage == "addition" else 0), None))
+        if usage == "addition":
+            whole = model.inference(wav[:, 0], ppg)["recon_speech"]
+            torch.testing.assert_close(whole, audio[..., :wav.shape[-1]])
+        return codes.permute(1, 0, 2), audio[..., :wav.shape[-1]]
+
+
+@pytest.mark.parametrize("usage, ds_type, mode", [("residual", "conv", "res"), ("addition", "skip", "add"),
+                                                  ("concat", "conv", "cat"), ("supervision", "conv", None)])
+def test_semantic_augmented_models(tmp_path, capsys, usage, ds_type, mode):
+    config = semantic_config(usage, ds_type)
+    reference = build_semantic_reference(config, seed=41)
+    if usage in ("residual", "supervision"):
+        with pytest.raises((AssertionError, RuntimeError)), torch.no_grad():
+            reference.inference(signal(1, 800, seed=0)[:, 0], torch.zeros(1, 200, dtype=torch.long))
+    save_release(reference, config, tmp_path / "release")
+    assert main(["convert", "--from", "funcodec", str(tmp_path / "release"), str(tmp_path / "out")]) == 0
+    notes = capsys.readouterr()[0]
+    ours = load_model_dir(tmp_path / "out")
+    assert (ours.semantic.config.mode if ours.semantic is not None else None) == mode
+    assert ("phoneme" in notes) == (mode is not None)
+    generator = torch.Generator().manual_seed(3)
+    for batch, length in ((2, 1600), (1, 1603), (2, 4001)):
+        wav = signal(batch, length, seed=length)
+        ppg = torch.randint(0, 10, (batch, 2 * (length // 8)), generator=generator)  # 2 per code frame
+        expected_codes, expected_audio = semantic_reference(reference, wav, ppg, usage)
+        semantic = {} if mode is None else {"semantic": ppg}
+        with torch.no_grad():
+            codes = ours.encode(wav, **semantic)
+            assert torch.equal(codes, expected_codes)
+            decoded = ours.decode(codes, length=length, **semantic)
+        torch.testing.assert_close(decoded, expected_audio, rtol=0, atol=1e-4)
+    if mode is not None:
+        posteriors = torch.nn.functional.one_hot(ppg, 10).float() + 0.01  # FunCodec takes their argmax
+        with torch.no_grad():
+            assert torch.equal(ours.encode(wav, semantic=posteriors), codes)
+        with pytest.raises(ValueError, match="semantic"):
+            ours.encode(wav)
+
+
+def test_semantic_refusals():
+    from funcodec_lite.convert.funcodec import funcodec_config
+
+    with pytest.raises(ValueError, match="ppg_usage_mod 'ptts'"):
+        funcodec_config(semantic_config("ptts"))
+    bad = semantic_config("residual")
+    bad["model_conf"]["ppg_conf"]["speaker_dim"] = 4
+    with pytest.raises(ValueError, match="ppg_conf: .* does not know: \\['speaker_dim'\\]"):
+        funcodec_config(bad)

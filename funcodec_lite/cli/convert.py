@@ -60,6 +60,11 @@ def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[Compr
         raise ValueError(f"{config_path}: expected a mapping at the top level")
     model, normalize = funcodec_to_codec(load_checkpoint(checkpoint), config)
     notes = []
+    semantic = getattr(model, "semantic", None)
+    if semantic is not None:
+        notes.append(f"this model conditions on phoneme ids (FunCodec's ppg: {semantic.config.vocab_size} "
+                     f"classes, {semantic.config.rate} per code frame) beside the audio: pass them as "
+                     "semantic= to Codec.encode and Codec.decode (codec encode/decode cannot)")
     if normalize:
         notes.append("this model was trained with audio_normalize: FunCodec scales each input to unit RMS "
                      "before encoding and funcodec_lite does not, so scale audio that way for codes "

@@ -18,7 +18,7 @@ from funcodec_lite.modules.frame_codec import VocosEncoder
 from funcodec_lite.modules.freqcodec import FreqDecoder, FreqEncoder
 from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
-from funcodec_lite.quantization import SemanticAugmentation, build_quantizer
+from funcodec_lite.quantization import build_quantizer, build_semantic
 from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_as, save_model_dir
 
@@ -72,7 +72,7 @@ class Codec(CompressionModel):
             raise ConfigError(f"quantizer.dim ({quantizer.dim}) must equal "
                               f"model.dimension ({model.dimension})")
         self.transform = build_transform(config.domain, config.stft)
-        self.semantic = (SemanticAugmentation(config.semantic, model.dimension)
+        self.semantic = (build_semantic(config.semantic, model.dimension)
                          if config.semantic is not None else None)
         decoder_dim = self.semantic.output_dim if self.semantic is not None else model.dimension
         if config.arch == "seanet":

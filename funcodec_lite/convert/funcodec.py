@@ -3,8 +3,10 @@
 Supported: FunCodec's time-domain models (``model: encodec``: the encodec_16k and soundstream configs,
 e.g. the released 16 kHz ds320 / ds640 codecs), whose SEANet, LSTM and RVQ match our ``Codec`` layer for
 layer, and its frequency-domain models (``model: freq_codec``, mag/phase and mag/angle, grouped or not),
-which become a ``FunCodecFreq`` (`funcodec_lite.convert.funcodec_freq`). The semantic-augmented
-``codec_semantic_aug`` is refused (it needs phoneme posteriors beside the audio, and no model was released).
+which become a ``FunCodecFreq`` (`funcodec_lite.convert.funcodec_freq`), and its semantic-augmented
+time-domain models (``model: codec_semantic_aug``), which become a ``Codec`` with FunCodec's phoneme front end
+(``SemanticConfig(frontend="funcodec")``, `funcodec_lite.quantization.funcodec_semantic`): ``encode`` and
+``decode`` then take the phoneme ids as ``semantic=``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SEANET_DEFAULTS: dict[str, Any] = {
     "add_snake_activation": False, "double_filters": True, "half_filters": True, "final_activation": None,
     "trim_right_ratio": 1.0,
 }
+PPG_DEFAULTS: dict[str, Any] = {"ppg_dim": 86, "ppg_ds_rate": 2, "ppg_ds_type": "conv",
+                                "ppg_usage_mod": "residual"}  # CodecSemanticAug's ppg_conf defaults
 _SHARED = ("n_filters", "ratios", "n_residual_layers", "kernel_size", "last_kernel_size",
            "residual_kernel_size", "dilation_base", "compress", "causal", "norm", "pad_mode", "true_skip",
            "seq_model", "seq_layer_num", "activation", "activation_params")
@@ -55,11 +59,9 @@ def funcodec_config(config: Mapping[str, Any]) -> tuple[CodecConfig, bool]:
         ValueError: a model kind or an option funcodec_lite does not implement, naming it.
     """
     kind = config.get("model", "encodec")
-    if kind == "codec_semantic_aug":
-        raise ValueError("FunCodec model 'codec_semantic_aug' cannot be converted: it conditions on phoneme "
-                         "posteriors (ppg) beside the audio, and FunCodec released no such model")
-    if kind != "encodec":
-        raise ValueError(f"unknown FunCodec model {kind!r}; expected 'encodec' or 'freq_codec'")
+    if kind not in ("encodec", "codec_semantic_aug"):
+        raise ValueError(f"unknown FunCodec model {kind!r}; expected 'encodec', 'codec_semantic_aug' or "
+                         "'freq_codec'")
     model_conf = config.get("model_conf") or {}
     if model_conf.get("codec_domain", "time") not in ("time", ["time", "time"]):
         raise ValueError(f"codec_domain {model_conf['codec_domain']!r} is not supported (time only)")
@@ -90,8 +92,50 @@ def funcodec_config(config: Mapping[str, Any]) -> tuple[CodecConfig, bool]:
             "elu_alpha": float((enc["activation_params"] or {}).get("alpha", 1.0)),
         },
         "quantizer": quantizer_section(config, enc["dimension"]),
+        "semantic": semantic_section(model_conf) if kind == "codec_semantic_aug" else None,
     }
-    return CodecConfig.from_dict(data), bool(model_conf.get("audio_normalize", True))
+    # the constructor defaults: Encodec (codec_basic) normalises, CodecSemanticAug does not
+    return CodecConfig.from_dict(data), bool(model_conf.get("audio_normalize", kind == "encodec"))
+
+
+def semantic_section(model_conf: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Our ``SemanticConfig`` fields for a ``codec_semantic_aug`` model's ``ppg_conf`` (None: ``supervision``,
+    whose phoneme classifier only trains, so the model codes audio alone).
+
+    Raises:
+        ValueError: unknown ``ppg_conf`` options or the ``ptts`` mode (named).
+    """
+    ppg = {**PPG_DEFAULTS, **(model_conf.get("ppg_conf") or {})}
+    unknown = sorted(set(ppg) - set(PPG_DEFAULTS))
+    if unknown:
+        raise ValueError(f"model_conf.ppg_conf: option(s) funcodec_lite does not know: {unknown}")
+    usage = ppg["ppg_usage_mod"]
+    if usage == "supervision":
+        return None
+    if usage == "ptts":
+        raise ValueError("FunCodec option not supported by funcodec_lite: ppg_usage_mod 'ptts'")
+    # FunCodec's inference treats any other mode name as its concatenating one
+    return {"mode": {"residual": "res", "addition": "add"}.get(usage, "cat"), "frontend": "funcodec",
+            "vocab_size": int(ppg["ppg_dim"]), "rate": int(ppg["ppg_ds_rate"]),
+            "downsample": "conv" if ppg["ppg_ds_type"] == "conv" else "skip"}
+
+
+def semantic_tensors(state_dict: Mapping[str, torch.Tensor], codec: Codec) -> dict[str, torch.Tensor]:
+    """Our ``semantic.*`` tensors from FunCodec's ``ppg_embedding`` / ``ppg_ds_layer`` / ``ppg_cond_layer``
+    (those the converted model uses; the rest, e.g. ``ppg_classifier``, only train)."""
+    if codec.semantic is None:
+        return {}
+    renames = (("ppg_embedding.", "semantic.embedding."), ("ppg_ds_layer.", "semantic.downsample."),
+               ("ppg_cond_layer.0.", "semantic.cond."))
+    wanted = set(codec.state_dict())
+    converted = {}
+    for key, value in state_dict.items():
+        for theirs, ours in renames:
+            if key.startswith(theirs):
+                target = encodec_key_to_ours(ours + key[len(theirs):])
+                if target in wanted:
+                    converted[target] = value
+    return converted
 
 
 def _refuse_unsupported(enc: dict, dec: dict) -> None:
@@ -136,5 +180,5 @@ def funcodec_to_codec(state_dict: Mapping[str, torch.Tensor], config: Mapping[st
         return FunCodecModel(model, normalize)
     codec_config, normalize = funcodec_config(config)
     codec = Codec(codec_config)
-    load_generator(codec, state_dict, encodec_key_to_ours)
+    load_generator(codec, state_dict, encodec_key_to_ours, semantic_tensors(state_dict, codec))
     return FunCodecModel(codec.eval(), normalize)

@@ -76,14 +76,15 @@ def quantizer_key_to_ours(key: str) -> str | None:
 
 
 def load_generator(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
-                   rename: Callable[[str], str]) -> None:
-    """Loads FunCodec's encoder (``rename``d), decoder (``rename``d) and quantizer tensors into ``model``.
+                   rename: Callable[[str], str], extra: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Loads FunCodec's encoder (``rename``d), decoder (``rename``d) and quantizer tensors, and ``extra``
+    (already in our names), into ``model``.
 
     Raises:
         ValueError: missing, unexpected or misshapen tensors (naming the first offending keys).
     """
     ours = model.state_dict()
-    converted = quantizer_tensors(state_dict)
+    converted = {**quantizer_tensors(state_dict), **(extra or {})}
     unknown = []
     for key, value in state_dict.items():
         if key.startswith(("encoder.model.", "decoder.model.")):

@@ -1,6 +1,6 @@
 """Residual quantization (VQ codebooks or FSQ grids), distributed sync and semantic augmentation."""
 
-from .builder import Quantizer, build_quantizer
+from .builder import Quantizer, build_quantizer, build_semantic
 from .codebook import CodebookUpdate, EuclideanCodebook
 from .fsq import ResidualFSQ
 from .kmeans import KMeansResult, kmeans
@@ -21,6 +21,7 @@ __all__ = [
     "SemanticAugmentation",
     "SemanticConfig",
     "build_quantizer",
+    "build_semantic",
     "kmeans",
     "nearest_codes",
 ]

@@ -22,11 +22,20 @@ class SemanticConfig:
             ``res``: RVQ(V_a - V_s) + V_s.
         semantic_dim: D_s, channels of float semantic features (and of the token embedding).
         vocab_size: number of semantic token ids (e.g. phonemes); enables integer inputs.
+        frontend: ``linear`` (this module: features or embedded ids, resampled to the frame count and
+            projected) or ``funcodec`` (FunCodec's ``codec_semantic_aug``: ids, or the argmax of
+            posteriors, embedded and downsampled by convs; `funcodec_semantic.FunCodecSemantic`).
+        rate: ``funcodec`` only: semantic frames per code frame (FunCodec's ``ppg_ds_rate``).
+        downsample: ``funcodec`` only: ``conv`` (FunCodec's ``ppg_ds_type``) or ``skip`` (every
+            ``rate``-th frame).
     """
 
     mode: str = "res"
     semantic_dim: int | None = None
     vocab_size: int | None = None
+    frontend: str = "linear"
+    rate: int = 2
+    downsample: str = "conv"
 
 
 class SemanticAugmentation(nn.Module):
