@@ -102,6 +102,11 @@ class FunCodecFreq(CompressionModel):
     def codebook_sizes(self) -> tuple[int, ...]:
         return (int(self.config.quantizer.codebook_size),) * self.n_q
 
+    @property
+    def min_samples(self) -> int:
+        """n_fft / 2 + 1: the centred STFT reflects n_fft / 2 samples at each end (FunCodec fails below)."""
+        return self.config.n_fft // 2 + 1
+
     # ---------------------------------------------------------------------------------------------
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform [B, 1, T] → encoder output [B, D, ceil((1 + T // stft_hop) / time_stride)]."""
@@ -118,9 +123,9 @@ class FunCodecFreq(CompressionModel):
             raise ValueError(f"n_q must be in 1..{self.n_q}, got {n_q}")
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise ValueError(f"FunCodec's FreqCodec encodes mono audio [B, 1, T], got {tuple(wav.shape)}")
-        shortest = self.config.n_fft // 2 + 1  # the centred STFT reflects n_fft / 2 samples at each end
-        if wav.shape[-1] < shortest:
-            raise ValueError(f"FunCodec's FreqCodec needs at least {shortest} samples, got {wav.shape[-1]}")
+        if wav.shape[-1] < self.min_samples:
+            raise ValueError(f"FunCodec's FreqCodec needs at least {self.min_samples} samples, "
+                             f"got {wav.shape[-1]}")
         frames = math.ceil(wav.shape[-1] / self.samples_per_frame)
         return self.quantizer.encode(self.encode_latent(wav), n_q)[..., :frames]
 
