@@ -98,9 +98,10 @@ def test_small_encodec_configs(tmp_path, capsys, config, lengths):
         with torch.no_grad():  # each item alone gives its row of the batch's codes
             alone = reference.encode(wav[1:], bandwidth=48.0).audio_codes[0]
             assert torch.equal(model.encode(wav[1:]), alone)
-    provenance = read_provenance(out)["converted_from"]
-    assert provenance["format"] == "hf" and provenance["model_type"] == "encodec"
-    assert provenance["config"]["upsampling_ratios"] == [4, 3]
+    provenance = read_provenance(out)
+    assert provenance["source"] == "hf" and provenance["model_type"] == "encodec"
+    assert provenance["source_config"]["upsampling_ratios"] == [4, 3]
+    assert list(provenance["sha256"]) == ["model.safetensors"]
 
 
 def test_encodec_24khz_default_shapes(tmp_path, capsys):

@@ -8,6 +8,7 @@ not). Its decoder draws noise from torch's global RNG: both decoders run under t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -225,8 +226,8 @@ def test_cli_convert_and_load(pairs, tmp_path, capsys):
     assert loaded.config == SNACConfig(**SMALL_ATTENTION)
     provenance = read_provenance(out)
     assert provenance["kind"] == "snac"
-    assert provenance["converted_from"]["format"] == "snac"
-    assert provenance["converted_from"]["config"] == SMALL_ATTENTION
+    assert provenance["source"] == "snac" and provenance["source_config"] == SMALL_ATTENTION
+    assert provenance["sha256"] == hashlib.sha256((release / "pytorch_model.bin").read_bytes()).hexdigest()
     wav = signal(2, 1000)
     check_pair(reference, loaded, wav)
     loaded.fold_weight_norm()  # folded weights save and load folded, with the same outputs

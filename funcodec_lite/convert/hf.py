@@ -135,11 +135,14 @@ def convert_hf_dir(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         model = convert(config, state)
     except (ValueError, ConfigError, KeyError, TypeError) as error:
         raise ValueError(f"{directory}: {_first_line(error)}") from error
-    provenance = {"converted_from": {
-        "format": "hf", "path": str(directory.resolve()), "model_type": model_type,
-        "architectures": config.get("architectures"),
-        "transformers_version": config.get("transformers_version"), "loader": "safetensors",
-        "config": config}}
+    from funcodec_lite.convert.dac import file_sha256
+
+    files = sorted(path.name for path in directory.glob("*.safetensors"))
+    provenance = {"source": "hf", "source_dir": str(directory.resolve()), "model_type": model_type,
+                  "architectures": config.get("architectures"),
+                  "transformers_version": config.get("transformers_version"), "loader": "safetensors",
+                  "sha256": {name: file_sha256(directory / name) for name in files},
+                  "source_config": config}
     return model, provenance
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from funcodec_lite.codec.families.snac import SNAC, SNACConfig
+from funcodec_lite.convert.dac import file_sha256
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -186,9 +187,10 @@ def convert_snac_release(path: str | Path) -> tuple[SNAC, dict[str, Any]]:
         model = snac_from_state_dict(state, config)
     except ValueError as error:
         raise ValueError(f"{weights}: {error}") from error
-    provenance = {"converted_from": {"format": "snac", "path": str(Path(path).resolve()),
-                                     "weights": WEIGHTS_NAME, "loader": "torch.load(weights_only=True)",
-                                     "config": json.loads((weights.parent / CONFIG_NAME).read_text())}}
+    provenance = {"source": "snac", "source_file": str(weights.resolve()), "sha256": file_sha256(weights),
+                  "loader": "torch.load(weights_only=True)",
+                  "source_config": json.loads((weights.parent / CONFIG_NAME).read_text(encoding="utf-8")),
+                  "weights_licence": "MIT (hubertsiuzdak/snac_* model cards)"}
     return model, provenance
 
 
