@@ -26,6 +26,7 @@ from reference_libs import import_reference
 from funcodec_lite import load_model_dir
 from funcodec_lite.cli import main
 from funcodec_lite.codec.families.funcodec_freq import FunCodecFreq
+from funcodec_lite.inference.tokenizer import Tokenizer
 from funcodec_lite.inference.tokens import load_tokens
 
 codec_freq = import_reference("funcodec.models.codec_freq")
@@ -247,6 +248,16 @@ def test_codec_cli_encodes_and_decodes_a_converted_model(tmp_path, capsys):
     audio = reference_audio(reference, expected)[0, 0].numpy()
     assert rate == 16000 and decoded.shape == (4000,)
     assert np.abs(decoded[:audio.shape[-1]] - audio[:4000]).max() < 1e-4 + 2 ** -15  # 16-bit PCM at most
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"utt1 {tmp_path / 'a.wav'}\n")
+    assert main(["tokenize", "--scp", str(scp), "--out-dir", str(tmp_path / "tokens"), "--model", model]) == 0
+    tokenized = torch.as_tensor(np.asarray(load_tokens(tmp_path / "tokens" / "utt1.npz").codes))
+    assert torch.equal(tokenized.reshape(expected.shape), expected)
+    tokenizer = Tokenizer.from_pretrained(model)
+    codes, frames = tokenizer.encode([torch.from_numpy(wav), torch.from_numpy(wav[:3000])], 16000)
+    assert torch.equal(codes[:1], expected) and frames.tolist() == [13, 10]
+    shorter = reference_codes(reference, torch.from_numpy(wav[:3000])[None, None])
+    assert torch.equal(codes[1:, :, :10], shorter)  # each length coded alone (GroupNorm spans the signal)
     capsys.readouterr()
 
 
