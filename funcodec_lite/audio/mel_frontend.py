@@ -160,13 +160,18 @@ class FoleyMel(nn.Module):
             wav = wav[:, 0]
         if wav.dim() != 2:
             raise ValueError(f"expected audio [B, T] or [B, 1, T], got {tuple(wav.shape)}")
+        magnitude = self.magnitude(wav)
+        mel = torch.matmul(self.fbank.t().to(magnitude.dtype), magnitude)
+        return mel.clamp_min(self.config.log_floor).log()
+
+    def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
+        """The linear magnitude under the mel, frame for frame: mono audio [B, T] -> [B, n_fft // 2 + 1, N]
+        (the whole band, also above fmax)."""
         cfg = self.config
         if cfg.num_samples is not None:
             wav = fit_length(wav, cfg.num_samples)
         wav = pad1d(wav, cfg.padding, cfg.padding, "reflect")
-        magnitude = (power_spectrum(self.stft(wav)) + cfg.magnitude_eps).sqrt()  # [B, F, N]
-        mel = torch.matmul(self.fbank.t().to(magnitude.dtype), magnitude)
-        return mel.clamp_min(cfg.log_floor).log()
+        return (power_spectrum(self.stft(wav)) + cfg.magnitude_eps).sqrt()  # [B, F, N]
 
 
 def recipe_front_end() -> FoleyMel:

@@ -6,17 +6,24 @@ clipped at 0 (what torchaudio's `InverseMelScale` computes), then phases are est
 writes them (the same random numbers give the same audio: `tests/test_griffinlim.py`), so the vocoder needs
 no torchaudio; mels too short for the reflect-padded STFT (F < n_fft / (2 hop) + 1) are padded with silent
 frames and cut back, so every length F >= 1 gives F · hop samples.
+
+The mel stops at fmax (8 kHz in the Foley front end), so the inversion leaves the bins above it silent: real
+Foley clips are not (key clicks, rain, sneezes), and a judge that hears the whole band takes 8 kHz low-passed
+real clips for other classes (docs/results.md). With ``high_band`` the vocoder fills those bins from the
+log-mel: a ridge regression from the log-mel frame to the log magnitude of each bin above fmax, fitted on
+training clips (`fit_high_band`, seconds) and calibrated so each bin's mean energy is the training clips'.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from funcodec_lite.audio.mel_frontend import slaney_mel_filters
+from funcodec_lite.audio.mel_frontend import FoleyMel, FoleyMelConfig, slaney_mel_filters
 
 
 @dataclass
@@ -27,6 +34,8 @@ class GriffinLimConfig:
         n_iter: Griffin-Lim iterations.
         momentum: the fast Griffin-Lim momentum (0: the original algorithm).
         power: the mel's magnitude exponent (1: magnitude, as the recipe's front end).
+        high_band: predict the magnitude above fmax from the log-mel (`fit_high_band`); False leaves it
+            silent.
     """
 
     sample_rate: int = 22050
@@ -39,6 +48,11 @@ class GriffinLimConfig:
     n_iter: int = 32
     momentum: float = 0.99
     power: float = 1.0
+    high_band: bool = False
+
+
+HIGH_BAND_RIDGE = 1e-3  # ridge penalty per training frame
+HIGH_BAND_LOG_RANGE = (-16.0, 6.0)  # predicted ln magnitudes are clipped here (real clips: about -10 to 4)
 
 
 class GriffinLim(nn.Module):
@@ -98,12 +112,23 @@ class GriffinLimVocoder(nn.Module):
         self.griffin_lim = GriffinLim(cfg.n_fft, cfg.n_iter, cfg.win_length, cfg.hop_length, cfg.power,
                                       cfg.momentum)
         self.min_frames = cfg.n_fft // (2 * cfg.hop_length) + 1  # the STFT's reflect padding needs more
+        self.first_high_bin = int((fbank.sum(dim=1) > 0).nonzero().max()) + 1  # no filter weight from here
+        if cfg.high_band:  # ln magnitude of bin first_high_bin + k = high_band[k] @ [log-mel frame, 1]
+            bins = fbank.shape[0] - self.first_high_bin
+            self.register_buffer("high_band", torch.zeros(bins, cfg.num_mels + 1))
 
     def inverse_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Linear magnitude [B, n_fft // 2 + 1, F] of a magnitude mel [B, num_mels, F]: least squares against
         the filter bank (the ``gelsd`` driver, as torchaudio's `InverseMelScale`), negatives set to 0."""
         solution = torch.linalg.lstsq(self.fb.transpose(0, 1)[None], mel, driver="gelsd").solution
         return torch.relu(solution)
+
+    def high_band_magnitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """Magnitude [B, n_fft // 2 + 1 - first_high_bin, F] above fmax predicted from a log-mel
+        [B, num_mels, F] (`fit_high_band`)."""
+        weights = self.high_band
+        log_magnitude = torch.einsum("km,bmf->bkf", weights[:, :-1], mel.float()) + weights[None, :, -1:]
+        return log_magnitude.clamp(*HIGH_BAND_LOG_RANGE).exp()
 
     @property
     def hop_length(self) -> int:
@@ -127,6 +152,8 @@ class GriffinLimVocoder(nn.Module):
         cfg = self.config
         frames = mel.shape[-1]
         magnitude = self.inverse_mel(mel.float().exp()).clamp_min(0.0)  # [B, n_fft // 2 + 1, F]
+        if cfg.high_band:
+            magnitude[:, self.first_high_bin :] = self.high_band_magnitude(mel)
         magnitude = F.pad(magnitude, (0, max(0, self.min_frames + 1 - frames)))  # silent frames, cut below
         if generator is not None:
             state = torch.get_rng_state()
@@ -142,7 +169,43 @@ class GriffinLimVocoder(nn.Module):
         return wav.clamp(-1.0, 1.0)[:, None]
 
 
+@torch.no_grad()
+def fit_high_band(vocoder: GriffinLimVocoder, mels: torch.Tensor, magnitudes: torch.Tensor) -> None:
+    """Fits ``vocoder.high_band`` on training clips: their log-mels [N, num_mels, F] and the linear STFT
+    magnitudes under them [N, n_fft // 2 + 1, F] (`FoleyMel.magnitude`).
+
+    Ridge regression (penalty `HIGH_BAND_RIDGE` per frame, in float64) of each bin's ln magnitude above fmax
+    on the log-mel frame and a constant; then each bin's constant is moved so that the predicted magnitudes
+    have the training frames' mean energy (a least-squares fit in the log domain underestimates it).
+    """
+    first = vocoder.first_high_bin
+    x = torch.cat([mels.double(), torch.ones_like(mels[:, :1]).double()], dim=1).transpose(1, 2).flatten(0, 1)
+    target = magnitudes[:, first:].double()
+    y = target.clamp_min(1e-5).log().transpose(1, 2).flatten(0, 1)  # [N F, bins]
+    gram = x.t() @ x + HIGH_BAND_RIDGE * len(x) * torch.eye(x.shape[1], dtype=x.dtype)
+    weights = torch.linalg.solve(gram, x.t() @ y).t()  # [bins, num_mels + 1]
+    predicted = (x @ weights.t()).clamp(*HIGH_BAND_LOG_RANGE)
+    energy = target.square().transpose(1, 2).flatten(0, 1).mean(dim=0)
+    weights[:, -1] += 0.5 * (energy.clamp_min(1e-20).log() - torch.logsumexp(2 * predicted, dim=0)
+                             + math.log(len(x)))
+    vocoder.high_band.copy_(weights.float())
+
+
+def fit_griffinlim_high_band(vocoder: GriffinLimVocoder, mels: torch.Tensor, wavs: torch.Tensor,
+                             batch: int = 32) -> None:
+    """`fit_high_band` from training clips' log-mels [N, num_mels, F] and their audio [N, F · hop] (the
+    magnitudes computed with the vocoder's own front-end settings, `FoleyMel.magnitude`)."""
+    cfg = vocoder.config
+    front_end = FoleyMel(FoleyMelConfig(cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.win_length,
+                                        cfg.num_mels, cfg.fmin, cfg.fmax, num_samples=None))
+    with torch.no_grad():
+        magnitudes = torch.cat([front_end.magnitude(wavs[i : i + batch].float())[..., : mels.shape[-1]]
+                                for i in range(0, len(wavs), batch)])
+    fit_high_band(vocoder, mels, magnitudes)
+
+
 PRESETS = {
     "default": GriffinLimConfig,  # the Foley front end's settings, 32 fast Griffin-Lim iterations
     "fine": lambda: GriffinLimConfig(n_iter=100),
+    "wideband": lambda: GriffinLimConfig(high_band=True),  # default + the band above fmax, fitted
 }

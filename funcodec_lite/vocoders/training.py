@@ -104,8 +104,9 @@ def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Te
                       train: VocoderTrainConfig | None,
                       exp_dir: str | Path, loss_config: Any = None, resume: bool = False,
                       provenance: dict | None = None, teacher: nn.Module | None = None) -> nn.Module:
-    """Trains (or, for Griffin-Lim, just writes) a vocoder of ``kind`` on whole-clip mels [N, n_mels, F]
-    and their audio [N, T]; the model directory is ``exp_dir/model``.
+    """Trains (or, for Griffin-Lim, just writes, fitting its band above fmax where it has one) a vocoder
+    of ``kind`` on whole-clip mels [N, n_mels, F] and their audio [N, T]; the model directory is
+    ``exp_dir/model``.
 
     Args:
         train: the kind's training section (`loop_config`; None for Griffin-Lim).
@@ -121,6 +122,10 @@ def train_any_vocoder(kind: str, config: Any, mels: torch.Tensor, wavs: torch.Te
                              provenance=provenance, segment_frames=train.segment_frames)
     if kind == "griffinlim":
         model = build_vocoder(kind, config)
+        if config.high_band:
+            from funcodec_lite.vocoders.griffinlim import fit_griffinlim_high_band
+
+            fit_griffinlim_high_band(model, mels, wavs)
         save_model_dir(Path(exp_dir) / "model", model, {**provenance, "steps": 0, "train_minutes": 0.0})
         return model.eval()
     from funcodec_lite.vocoders.likelihood_training import train_likelihood_vocoder
