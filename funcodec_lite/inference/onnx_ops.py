@@ -28,11 +28,12 @@ def _as_tensor(value: int | torch.Tensor) -> torch.Tensor:
 
 
 def reflect_pad(x: torch.Tensor, left: int, right: int | torch.Tensor, max_right: int) -> torch.Tensor:
-    """``pad1d(x, left, right, "reflect")`` as one gather, for any length (also shorter than the padding).
+    """``pad1d(x, left, right, "reflect")`` for any length (also shorter than the padding).
 
     A signal shorter than the padding is zero-extended to ``max(left, right) + 1`` samples, reflected,
-    and the zeros cut off again (EnCodec's convention, kept by ``pad1d``).  ``right`` may be a traced
-    length (at most ``max_right``).
+    and the zeros cut off again (EnCodec's convention, kept by ``pad1d``).  Only the edge samples are
+    gathered (by indices computed from the traced length); the signal itself is copied once by the
+    concatenation, as by a pad.  ``right`` may be a traced length (at most ``max_right``).
 
     Args:
         x: [B, C, T].
@@ -44,12 +45,14 @@ def reflect_pad(x: torch.Tensor, left: int, right: int | torch.Tensor, max_right
     """
     length = _as_tensor(x.shape[-1])
     right = _as_tensor(right)
-    extended = F.pad(x, (0, max(left, max_right) + 1))  # zeros past the end: e[i] = 0 for i >= T
     reflected = torch.maximum(length, torch.clamp(right, min=left) + 1)  # T' of the zero-extended signal
-    position = torch.arange(left + length + right, device=x.device) - left  # index in the signal
-    source = torch.where(position < 0, -position,
-                         torch.where(position < reflected, position, 2 * (reflected - 1) - position))
-    return extended.index_select(-1, source)
+    tail = length + torch.arange(right, device=x.device)  # positions after the end
+    tail = torch.where(tail < reflected, tail, 2 * (reflected - 1) - tail)
+    source = torch.cat([torch.arange(left, 0, -1, device=x.device), tail])  # head: x[left], ..., x[1]
+    inside = source < length  # sources past the end are the zero extension
+    edges = torch.where(inside, x.index_select(-1, torch.clamp(source, max=length - 1)), 0.0)
+    parts = [edges[..., :left]] if left else []
+    return torch.cat([*parts, x, edges[..., left:]], dim=-1)
 
 
 def constant_pad(x: torch.Tensor, left: int, right: int | torch.Tensor, max_right: int,
