@@ -291,7 +291,7 @@ def test_cli_bad_input_exit_2(pairs, tmp_path, capsys, case):
 
 
 def test_codec_encode_decode_and_tokenizer_on_converted_dir(pairs, tmp_path, capsys):
-    """`codec encode/decode` and the Tokenizer load the converted directory by its kind (``snac``)."""
+    """`codec encode/decode/tokenize` and the Tokenizer load the converted directory by its kind."""
     sf = pytest.importorskip("soundfile")
     np = pytest.importorskip("numpy")
     from funcodec_lite import Tokenizer
@@ -312,6 +312,11 @@ def test_codec_encode_decode_and_tokenizer_on_converted_dir(pairs, tmp_path, cap
     assert main(decode) == 0
     out, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     assert rate == 16000 and out.shape == (4321,) and np.isfinite(out).all() and out.std() > 0.01
+    (tmp_path / "wav.scp").write_text(f"utt1 {tmp_path / 'in.wav'}\n")
+    tokenize = ["tokenize", "--scp", str(tmp_path / "wav.scp"), "--out-dir", str(tmp_path / "tokens"),
+                "--model", str(model_dir), "-q"]
+    assert main(tokenize) == 0
+    assert np.array_equal(np.load(tmp_path / "tokens" / "utt1.npz")["codes"], expected.numpy())
     tokenizer = Tokenizer.from_pretrained(model_dir)
     encoded = tokenizer.encode(wav[None], 16000)
     assert torch.equal(encoded.codes, expected) and tokenizer.codebook_strides == (4, 2, 1)
