@@ -109,8 +109,12 @@ class FunCodecFreq(CompressionModel):
 
     # ---------------------------------------------------------------------------------------------
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
-        """Waveform [B, 1, T] → encoder output [B, D, ceil((1 + T // stft_hop) / time_stride)]."""
-        return self.encoder(self.domain(wav.to(self._dtype())))
+        """Waveform [B, 1, T] → encoder output [B, D, ceil((1 + T // stft_hop) / time_stride)].
+
+        The STFT runs in float32 (or float64) whatever the weights' dtype (``torch.stft`` has no bfloat16).
+        """
+        features = self.domain(wav.to(torch.promote_types(wav.dtype, torch.float32)))
+        return self.encoder(features.to(self._dtype()))
 
     def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Waveform [B, 1, T] → codes long [B, n_q, ceil(T / hop)] (default ``num_codebooks``).
@@ -143,7 +147,7 @@ class FunCodecFreq(CompressionModel):
             return torch.zeros(codes.shape[0], 1, length, device=codes.device, dtype=self._dtype())
         out = self.decoder(self.quantizer.decode(codes).to(self._dtype()))
         natural = out.shape[-1] * self.config.hop_length
-        wav = self.domain.inverse(out, min(length, natural))
+        wav = self.domain.inverse(out.to(torch.promote_types(out.dtype, torch.float32)), min(length, natural))
         return torch.nn.functional.pad(wav, (0, length - wav.shape[-1])) if wav.shape[-1] < length else wav
 
     def _dtype(self) -> torch.dtype:
