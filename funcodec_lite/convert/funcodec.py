@@ -1,4 +1,4 @@
-"""FunCodec checkpoints (``model.pth`` + ``config.yaml``) → a funcodec_lite ``Codec``.
+"""FunCodec checkpoints (``model.pth`` + ``config.yaml``) → a funcodec_lite model.
 
 Supported: FunCodec's time-domain models (``model: encodec``: the encodec_16k and soundstream configs,
 e.g. the released 16 kHz ds320 / ds640 codecs), whose SEANet, LSTM and RVQ match our ``Codec`` layer for
@@ -42,7 +42,6 @@ PPG_DEFAULTS: dict[str, Any] = {"ppg_dim": 86, "ppg_ds_rate": 2, "ppg_ds_type": 
 _SHARED = ("n_filters", "ratios", "n_residual_layers", "kernel_size", "last_kernel_size",
            "residual_kernel_size", "dilation_base", "compress", "causal", "norm", "pad_mode", "true_skip",
            "seq_model", "seq_layer_num", "activation", "activation_params")
-
 
 
 class FunCodecModel(NamedTuple):
