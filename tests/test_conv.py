@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from funcodec_lite.modules.conv import conv_transpose1d, pad1d, pointwise_conv1d
+from funcodec_lite.modules.conv import conv_transpose1d, pad1d
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "constant"])
@@ -61,26 +61,6 @@ def test_fold_weight_norm_under_no_grad_keeps_parameters():
     names = {name for name, _ in conv.named_parameters()}
     assert any(name.endswith("weight") for name in names) and len(names) == 2
     torch.testing.assert_close(conv(x), before, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_pointwise_conv1d_is_bit_identical_to_conv1d(with_bias):
-    generator = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 32, 10_001, generator=generator)
-    weight = torch.randn(16, 32, 1, generator=generator)
-    bias = torch.randn(16, generator=generator) if with_bias else None
-    expected = F.conv1d(x, weight, bias)
-    for block in (3000, 4096, 20_000):  # several blocks (the last one longer), one
-        assert torch.equal(pointwise_conv1d(x, weight, bias, block), expected)
-    short = x[..., :5]  # shorter than a block: one GEMM, as F.conv1d
-    assert torch.equal(pointwise_conv1d(short, weight, bias), F.conv1d(short, weight, bias))
-
-
-def test_pointwise_conv1d_keeps_gradients():
-    x = torch.randn(1, 4, 10, requires_grad=True)
-    weight = torch.randn(3, 4, 1, requires_grad=True)
-    pointwise_conv1d(x, weight, None).square().sum().backward()
-    assert x.grad is not None and weight.grad is not None
 
 
 def test_wide_transposed_conv_runs_in_onednn():

@@ -59,51 +59,12 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str = "reflect") -> torc
 # kernel was 2x faster for EnCodec's 512- and 256-channel layers (few frames, many channels), and the
 # blocked GEMM below 2x faster for the 64-channel one at the full sample rate (docs/benchmarks.md).
 ONEDNN_TRANSPOSED_MIN_CHANNELS = 256
-# Samples per matrix product of a 1x1 convolution: the block of input and output stays in cache.
-POINTWISE_BLOCK = 4096
 
 
 def _plain_cpu_float32(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """True for float32 CPU inputs with no gradient to track (where the hand-written kernels apply)."""
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     return not needs_grad and x.device.type == "cpu" and x.dtype == torch.float32
-
-
-def pointwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                     block: int = POINTWISE_BLOCK) -> torch.Tensor:
-    """A 1x1 ``F.conv1d`` (stride 1, one group) as one matrix product per block of ``block`` samples.
-
-    For float32 on CPU without autograd.  PyTorch runs a 1x1 convolution as one GEMM over the whole
-    signal, which at 16-64 channels and 10^5 samples streams its input and output through memory;
-    blocks of 4096 samples stay in cache (1.4-2x faster for EnCodec's 1x1 convolutions at 24 kHz).
-    Each output sample is the same dot product over the input channels as in ``F.conv1d``, and every
-    block has at least ``block`` columns (GEMMs over a few columns take a kernel that rounds
-    differently), so the results are bit-identical (tests/test_conv.py, tests/test_encodec_compat.py).
-    Otherwise it calls ``F.conv1d``.
-
-    Args:
-        x: input [B, C_in, T].
-        weight: [C_out, C_in, 1].
-        bias: [C_out] or None.
-    Returns:
-        [B, C_out, T].
-    """
-    if not _plain_cpu_float32(x, weight):
-        return F.conv1d(x, weight, bias)
-    batch, _, length = x.shape
-    matrix = weight[:, :, 0]
-    out = x.new_empty(batch, weight.shape[0], length)
-    column = None if bias is None else bias[:, None]
-    # the last block takes the remainder (block to 2·block - 1 samples): a GEMM over a few columns takes
-    # another kernel, which rounds differently
-    starts = list(range(0, max(1, length - block + 1), block))
-    for b in range(batch):
-        for start, end in zip(starts, starts[1:] + [length]):
-            if column is None:
-                torch.mm(matrix, x[b, :, start:end], out=out[b, :, start:end])
-            else:
-                torch.addmm(column, matrix, x[b, :, start:end], out=out[b, :, start:end])
-    return out
 
 
 def conv_transpose1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
@@ -239,13 +200,7 @@ class StreamableConv1d(StreamingModule):
         if self._state is not None:
             return self._stream_step(x)
         left, right = self._paddings(x.shape[-1])
-        return self.norm(self._conv(pad1d(x, left, right, self.pad_mode)))
-
-    def _conv(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if self.effective_kernel == 1 and self.stride == 1 and conv.groups == 1:
-            return pointwise_conv1d(x, conv.weight, conv.bias)
-        return conv(x)
+        return self.norm(self.conv(pad1d(x, left, right, self.pad_mode)))
 
     # Streaming: the input is kept in a buffer until a whole window is present.  The left edge is padded
     # once enough samples have arrived to reflect (exactly as the whole-signal path pads it), and the
@@ -263,7 +218,7 @@ class StreamableConv1d(StreamingModule):
         n_frames = usable // self.stride + 1
         end = (n_frames - 1) * self.stride + self.effective_kernel
         self._state["buffer"] = buffer[..., n_frames * self.stride:]
-        return self._conv(buffer[..., :end])
+        return self.conv(buffer[..., :end])
 
     def _stream_step(self, x: torch.Tensor) -> torch.Tensor:
         state = self._state
