@@ -191,5 +191,12 @@ def test_cli_export_writes_and_refuses(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such model directory" in err and not (tmp_path / "o2").exists()
-    assert main(["export", str(model), str(out), "--force", "--no-verify"]) == 0
-    assert json.loads((out / "manifest.json").read_text())["verified"] is None
+    assert main(["export", str(model), str(out), "--force", "--no-verify", "--n-q", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["verified"] is None and manifest["encoder_n_q"] == 2 and manifest["n_q"] == 4
+    codec = load_model(model)
+    wav = 0.3 * torch.randn(1, 1, 999, generator=torch.Generator().manual_seed(7))
+    codes = _session(out / "encoder.onnx").run(None, {"audio": wav.numpy()})[0]
+    np.testing.assert_array_equal(codes, codec.encode(wav, 2).numpy())
+    assert main(["export", str(model), str(out), "--force", "--n-q", "5"]) == 2
+    assert "--n-q must be in 1..4" in capsys.readouterr().err

@@ -21,12 +21,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.opset < 17:
         raise ValueError(f"--opset must be >= 17 (LayerNormalization), got {args.opset}")
     codec = load_model(directory)
-    manifest = export_onnx(codec, out, opset=args.opset, verify=not args.no_verify, model_id=model_id(codec))
+    if args.n_q is not None and not 1 <= args.n_q <= codec.n_q:
+        raise ValueError(f"--n-q must be in 1..{codec.n_q}, got {args.n_q}")
+    manifest = export_onnx(codec, out, opset=args.opset, verify=not args.no_verify, model_id=model_id(codec),
+                           n_q=args.n_q)
     checked = manifest["verified"]
     detail = (f"; onnxruntime: codes equal {checked['codes_equal']:.0%}, audio within "
               f"{checked['audio_max_abs_diff']:.1e}" if checked else "")
     print(f"codec export: {directory} -> {out} ({', '.join(EXPORT_FILES)}; opset {args.opset}, "
-          f"{manifest['n_q']} codebooks, {manifest['samples_per_frame']} samples per frame{detail})")
+          f"encoder {manifest['encoder_n_q']} of {manifest['n_q']} codebooks, "
+          f"{manifest['samples_per_frame']} samples per frame{detail})")
     return 0
 
 
@@ -36,6 +40,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     export.add_argument("out_dir", help="folder to write encoder.onnx, decoder.onnx and manifest.json to")
     export.add_argument("--format", choices=FORMATS, default="onnx", help="export format (default onnx)")
     export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (default %(default)s)")
+    export.add_argument("--n-q", type=int, default=None,
+                        help="codebooks the encoder emits (default all; the decoder takes up to all)")
     export.add_argument("--force", action="store_true", help="replace files already in OUT_DIR")
     export.add_argument("--no-verify", action="store_true",
                         help="skip running the graphs with onnxruntime against PyTorch")

@@ -237,12 +237,12 @@ def _codebooks(codec: Codec) -> torch.Tensor:
 
 
 class CodecEncoderGraph(nn.Module):
-    """Audio [B, C, T] → codes int64 [B, n_q, N] (all codebooks; the first K are ``encode(n_q=K)``)."""
+    """Audio [B, C, T] → codes int64 [B, n_q, N] (the first ``n_q`` codebooks, default all: ``encode``)."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, n_q: int | None = None) -> None:
         super().__init__()
         self.codec = exportable_codec(codec)
-        self.search = RVQSearch(_codebooks(codec))
+        self.search = RVQSearch(_codebooks(codec)[: n_q or codec.n_q])
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.search(self.codec.encode_latent(audio))
@@ -261,14 +261,14 @@ class CodecDecoderGraph(nn.Module):
 
 
 class _ModelEncode(nn.Module):
-    """Any codec kind, traced through its own ``encode`` (every codebook)."""
+    """Any codec kind, traced through its own ``encode``."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, n_q: int | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.n_q = model, n_q or model.n_q
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(audio, self.model.n_q)
+        return self.model.encode(audio, self.n_q)
 
 
 class _ModelDecode(nn.Module):
@@ -280,12 +280,15 @@ class _ModelDecode(nn.Module):
         return self.model.decode(codes).float()
 
 
-def export_graphs(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """The encoder and decoder graphs of a codec, ready for ``torch.onnx.export`` (eval mode)."""
+def export_graphs(model: nn.Module, n_q: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """The encoder (first ``n_q`` codebooks, default all) and decoder graphs of a codec, ready for
+    ``torch.onnx.export`` (eval mode)."""
+    if n_q is not None and not 1 <= n_q <= model.n_q:
+        raise ExportError(f"n_q must be in 1..{model.n_q}, got {n_q}")
     if isinstance(model, Codec):
-        return CodecEncoderGraph(model).eval(), CodecDecoderGraph(model).eval()
+        return CodecEncoderGraph(model, n_q).eval(), CodecDecoderGraph(model).eval()
     model = copy.deepcopy(model).float().eval()
-    return _ModelEncode(model).eval(), _ModelDecode(model).eval()
+    return _ModelEncode(model, n_q).eval(), _ModelDecode(model).eval()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -382,7 +385,8 @@ def export_graph(graph: nn.Module, example: torch.Tensor, path: str | os.PathLik
 
 # ------------------------------------------------------------------------------------------------
 # The whole export
-def _verify(model: nn.Module, encoder_path: Path, decoder_path: Path, lengths: list[int]) -> dict | None:
+def _verify(model: nn.Module, encoder_path: Path, decoder_path: Path, lengths: list[int],
+            n_q: int) -> dict | None:
     """Runs both graphs with onnxruntime (CPU) against the model; None without onnxruntime."""
     try:
         import onnxruntime as ort
@@ -397,7 +401,7 @@ def _verify(model: nn.Module, encoder_path: Path, decoder_path: Path, lengths: l
     for length in lengths:
         wav = 0.3 * torch.randn(2, model.channels, length, generator=generator)
         with torch.no_grad():
-            codes = model.encode(wav, model.n_q)
+            codes = model.encode(wav, n_q)
             audio = model.decode(codes).float()
         onnx_codes = encoder.run(None, {"audio": wav.numpy()})[0]
         onnx_audio = decoder.run(None, {"codes": codes.numpy()})[0]
@@ -419,7 +423,7 @@ def _codebook_sizes(model: nn.Module) -> list[int]:
 
 
 def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAULT_OPSET, verify: bool = True,
-                model_id: str | None = None) -> dict:
+                model_id: str | None = None, n_q: int | None = None) -> dict:
     """Writes ``encoder.onnx``, ``decoder.onnx`` and ``manifest.json`` to ``out_dir``; returns the manifest.
 
     Args:
@@ -428,12 +432,14 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAU
         opset: ONNX opset (17: LayerNormalization and STFT-free graphs).
         verify: run the graphs with onnxruntime on two lengths and record the agreement.
         model_id: stored in the manifest (``funcodec_lite.codec.loading.model_id``).
+        n_q: codebooks the encoder emits (default all; the decoder takes any number up to all).
 
     Raises:
         ExportError: a layer that cannot be exported, or graphs that disagree with PyTorch.
     """
     out_dir = Path(out_dir)
-    encoder, decoder = export_graphs(model)
+    encoder, decoder = export_graphs(model, n_q)
+    n_q = n_q or int(model.n_q)
     spf = int(model.samples_per_frame)
     example = 0.1 * torch.randn(2, model.channels, 7 * spf + 3, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -446,14 +452,14 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAU
         export_graph(decoder, codes, staging / DECODER_FILE, "codes", "audio",
                      {0: "batch", 1: "codebooks", 2: "frames"}, {0: "batch", 2: "samples"}, opset)
         checked = (_verify(model, staging / ENCODER_FILE, staging / DECODER_FILE,
-                           [3 * spf + 1, int(model.sample_rate) + spf // 2 + 7]) if verify else None)
+                           [3 * spf + 1, int(model.sample_rate) + spf // 2 + 7], n_q) if verify else None)
         manifest = {
             "format": "onnx", "opset": opset, "model_id": model_id,
             "sample_rate": int(model.sample_rate), "channels": int(model.channels),
             "samples_per_frame": spf, "frame_rate": float(model.frame_rate), "n_q": int(model.n_q),
-            "codebook_sizes": _codebook_sizes(model),
+            "codebook_sizes": _codebook_sizes(model), "encoder_n_q": n_q,
             "encoder": {"file": ENCODER_FILE, "input": "audio float32 [batch, channels, samples]",
-                        "output": "codes int64 [batch, n_q, frames], frames = ceil(samples / "
+                        "output": "codes int64 [batch, encoder_n_q, frames], frames = ceil(samples / "
                                   "samples_per_frame)"},
             "decoder": {"file": DECODER_FILE, "input": "codes int64 [batch, codebooks <= n_q, frames]",
                         "output": "audio float32 [batch, channels, frames * samples_per_frame] (trim to the "
