@@ -28,6 +28,7 @@ MODEL_KINDS: dict[str, str] = {
     "nar_lm": "funcodec_lite.lm.nar",
     "multiscale_lm": "funcodec_lite.lm.multiscale",
     "masked_lm": "funcodec_lite.lm.masked",
+    "vampnet_lm": "funcodec_lite.lm.vampnet",
     "pixelsnail": "funcodec_lite.lm.pixelsnail",
     "mel_vqvae": "funcodec_lite.foley.vqvae",
     "foley_classifier": "funcodec_lite.foley.classifier",

@@ -96,9 +96,18 @@ def _convert_hf(checkpoint: Path) -> tuple[nn.Module, dict]:
     return convert_hf_dir(checkpoint)
 
 
+def _convert_vampnet(checkpoint: Path, codec_dir: str | None) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.vampnet import convert_vampnet_file
+
+    if not codec_dir:
+        raise ValueError("--from vampnet needs --codec: the DAC model directory its tokens come from "
+                         "(codec convert --from dac)")
+    return convert_vampnet_file(checkpoint, codec_dir)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Convert a released checkpoint (EnCodec 24 kHz, FunCodec, DAC, Mimi, SNAC; a transformers directory)
-    to a model directory."""
+    """Convert a released checkpoint (EnCodec 24 kHz, FunCodec, DAC, Mimi, SNAC, VampNet; a transformers
+    directory) to a model directory."""
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
@@ -117,6 +126,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     elif args.source in ("snac", "hf"):
         codec, provenance = (_convert_snac if args.source == "snac" else _convert_hf)(checkpoint)
         notes = []
+    elif args.source == "vampnet":
+        model, provenance = _convert_vampnet(checkpoint, args.codec)
+        return _save_vampnet(model, provenance, checkpoint, out)
     else:
         codec, notes = _convert_funcodec(checkpoint, Path(args.config) if args.config else None)
     try:
@@ -131,19 +143,36 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_vampnet(model: nn.Module, provenance: dict, checkpoint: Path, out: Path) -> int:
+    from funcodec_lite.utils.weights import save_model_dir
+
+    try:
+        save_model_dir(out, model, provenance)
+    except OSError as err:
+        raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
+    c = model.config
+    role = f"coarse-to-fine ({c.n_conditioning} coarse codebooks given)" if c.n_conditioning else "coarse"
+    print(f"codec convert: vampnet {checkpoint} -> {out} ({role}, {c.n_q} codebooks x {c.card}, "
+          f"{c.n_layers} layers x {c.dim}; tokens of codec {provenance['tokens']['model_id']})")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
     convert.add_argument("--from", dest="source", required=True,
-                         choices=["encodec", "funcodec", "dac", "mimi", "snac", "hf"],
+                         choices=["encodec", "funcodec", "dac", "mimi", "snac", "hf", "vampnet"],
                          help="encodec: an encodec_24khz .th state dict; funcodec: model.pth "
                          "(+ config.yaml); dac: a DAC release .pth (state_dict + metadata); mimi: Kyutai's "
                          "Mimi safetensors (tokenizer-e351c8d8-checkpoint125); snac: a SNAC release dir "
                          "(config.json + pytorch_model.bin); hf: a directory saved by transformers' "
-                         "save_pretrained (EncodecModel, DacModel, MimiModel)")
+                         "save_pretrained (EncodecModel, DacModel, MimiModel); vampnet: VampNet's coarse.pth "
+                         "or c2f.pth (with --codec)")
     convert.add_argument("checkpoint",
                          help="checkpoint file (FunCodec: model.pth or the directory holding it)")
     convert.add_argument("out_dir", help="model directory to write (config.yaml + model.safetensors)")
     convert.add_argument("--config", help="FunCodec config.yaml (default: next to the checkpoint); mimi: "
                          "moshi's Mimi config as JSON/YAML (default: the released model's)")
+    convert.add_argument("--codec", help="vampnet: the converted DAC model directory whose codebooks embed "
+                         "the tokens")
     convert.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
     convert.set_defaults(func=cmd_convert)

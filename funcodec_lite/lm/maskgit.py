@@ -5,7 +5,9 @@ with g ~ Gumbel(0, 1) (VampNet's "mask temperature" τ, annealed linearly to 0),
 confidence, and the ⌊γ(r)·n_b⌋ least confident of example b's tokens (n_b: how many it had masked at the
 start) are masked again, at least one while any is left and none at the last step. VampNet sums n over the
 batch, which over-masks every example of a batch larger than one; here n_b is each example's own
-(`tests/test_lm_maskgit.py` checks it on a batch of examples with different prompts).
+(`tests/test_lm_maskgit.py` checks it on a batch of examples with different prompts). For VampNet's own
+models (``vampnet_lm``) the random numbers are drawn in VampNet's order (frame by frame, codebooks fastest)
+so that a batch of one and a seed give VampNet's ``generate`` tokens (`tests/test_convert_vampnet.py`).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def maskgit_generate(model: MaskedLM, codes: torch.Tensor, mask: torch.Tensor,
     prefix = model.conditioner(rows, device, torch.cat([labels, labels]) if guided and labels is not None
                                else labels, drop=drop)
     start = mask[:, nc:].flatten(1).sum(dim=1)  # [B] tokens to generate per example
+    frame_major = getattr(model, "vampnet_draw_order", False)  # VampNet's own models (lm/vampnet.py)
     counts = []
     for step in range(config.steps):
         inputs = torch.cat([z, z]) if guided else z
@@ -114,11 +117,19 @@ def maskgit_generate(model: MaskedLM, codes: torch.Tensor, mask: torch.Tensor,
         if config.typical_mass:
             logits = typical_filter(logits, config.typical_mass)
         probs = F.softmax(logits, dim=-1)
-        sampled = torch.multinomial(probs.flatten(0, 2), 1, generator=generator).view(probs.shape[:-1])
+        if frame_major:  # draws frame by frame, codebooks fastest, as VampNet: its seed gives its tokens
+            flat = probs.transpose(1, 2).reshape(-1, probs.shape[-1])  # [B·T·Kp, V]
+            sampled = torch.multinomial(flat, 1, generator=generator).view(b, t, -1).transpose(1, 2)
+        else:
+            sampled = torch.multinomial(probs.flatten(0, 2), 1, generator=generator).view(probs.shape[:-1])
         log_p = probs.gather(-1, sampled[..., None])[..., 0].clamp_min(1e-30).log()
         current = mask[:, nc:].cpu()  # [B, Kp, T]
         r = (step + 1) / config.steps
-        noise = config.mask_temperature * (1 - r) * gumbel(log_p.shape, generator)
+        if frame_major:
+            tau = config.mask_temperature * (1 - torch.tensor(r, dtype=torch.float32))  # float32, as VampNet
+            noise = tau * gumbel((b, t, log_p.shape[1]), generator).transpose(1, 2)
+        else:
+            noise = config.mask_temperature * (1 - r) * gumbel(log_p.shape, generator)
         confidence = torch.where(current, log_p + noise, torch.full_like(log_p, float("inf")))
         z[:, nc:] = torch.where(current.to(device), sampled.to(device), z[:, nc:])
         remaining = current.flatten(1).sum(dim=1)

@@ -18,7 +18,11 @@ import torch
 from funcodec_lite.codec.loading import load_model, model_id
 from funcodec_lite.lm.masked import MaskedLM
 from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
+from funcodec_lite.lm.vampnet import VampNetLM
 from funcodec_lite.utils.weights import load_model_dir, read_model_config, read_provenance
+
+# the masked token models `codec vamp` runs: ours and VampNet's own (codec convert --from vampnet)
+MASKED_KINDS = (MaskedLM.model_kind, VampNetLM.model_kind)
 
 
 @dataclass
@@ -117,7 +121,7 @@ def load_masked_models(model_dir: str | os.PathLike, c2f_dir: str | os.PathLike 
     """The models of a vamp: (coarse, c2f or None, codec, the coarse model's provenance), on ``device``.
 
     Args:
-        model_dir: the coarse masked model (``masked_lm``, no conditioning codebooks).
+        model_dir: the coarse masked model (``masked_lm`` or ``vampnet_lm``, no conditioning codebooks).
         c2f_dir: the coarse-to-fine masked model (None: coarse codebooks only).
         codec_dir: the codec (None: the one the coarse model's provenance names, else the shipped model).
 
@@ -126,7 +130,7 @@ def load_masked_models(model_dir: str | os.PathLike, c2f_dir: str | os.PathLike 
             given as the coarse one, tokens of another codec, conditioning codebooks that do not match).
     """
     kind, config = read_model_config(model_dir)
-    if kind != MaskedLM.model_kind:
+    if kind not in MASKED_KINDS:
         raise ValueError(f"{model_dir}: a {kind} model directory, not a masked token model")
     if config.get("n_conditioning", 0):
         raise ValueError(f"{model_dir}: a coarse-to-fine model; give the coarse model as --model and this "
@@ -134,14 +138,17 @@ def load_masked_models(model_dir: str | os.PathLike, c2f_dir: str | os.PathLike 
     provenance = read_provenance(model_dir)
     if "tokens" not in provenance:
         raise ValueError(f"{model_dir}: no record of the codec its tokens came from (provenance.json)")
-    coarse = load_model_dir(model_dir, MaskedLM.model_kind).to(device)
+    coarse = load_model_dir(model_dir, kind).to(device)
     codec = load_model(codec_dir or provenance.get("codec") or "default", device=device)
     if model_id(codec) != provenance["tokens"]["model_id"]:
         raise ValueError(f"{model_dir} was trained on tokens of codec {provenance['tokens']['model_id']}, "
                          f"but the codec given is {model_id(codec)}")
     c2f = None
     if c2f_dir:
-        c2f = load_model_dir(c2f_dir, MaskedLM.model_kind).to(device)
+        c2f_kind, _ = read_model_config(c2f_dir)
+        if c2f_kind not in MASKED_KINDS:
+            raise ValueError(f"{c2f_dir}: a {c2f_kind} model directory, not a masked token model")
+        c2f = load_model_dir(c2f_dir, c2f_kind).to(device)
         c2f_tokens = read_provenance(c2f_dir).get("tokens", {}).get("model_id")
         if c2f_tokens != provenance["tokens"]["model_id"]:
             raise ValueError(f"{c2f_dir} was trained on tokens of codec {c2f_tokens}, not the coarse model's")
