@@ -201,6 +201,9 @@ def convert_vampnet_file(path: str | os.PathLike,
         config = vampnet_config(state, kwargs)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+    unused = [k for k in state if not _is_mapped(k)]
+    if unused:
+        raise ValueError(f"{path}: weights this converter does not know: {', '.join(unused[:3])}")
     try:
         codec = load_model(codec_dir, fold=False)
     except ModelError as err:
@@ -214,9 +217,6 @@ def convert_vampnet_file(path: str | os.PathLike,
     missing, unexpected = model.load_state_dict(converted, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    unused = [k for k in state if not _is_mapped(k)]
-    if unused:
-        raise ValueError(f"{path}: weights this converter does not know: {', '.join(unused[:3])}")
     provenance = {"source": "vampnet", "checkpoint": str(Path(path).resolve()), "sha256": file_sha256(path),
                   "reference": REFERENCE, "vampnet_kwargs": collections.OrderedDict(sorted(kwargs.items())),
                   "codec": str(Path(codec_dir).resolve()), "tokens": {"model_id": model_id(codec)}}
