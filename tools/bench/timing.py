@@ -6,14 +6,16 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_samples(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each function over ``repeats`` rounds, after one warm-up call each.
+def interleaved_samples(fns: dict[str, Callable[[], object]], repeats: int,
+                        warmup: bool = True) -> dict[str, list[float]]:
+    """Seconds per call of each function over ``repeats`` rounds, after one warm-up call each (unless
+    ``warmup`` is False: the caller has run each already).
 
     The calls of a round are interleaved and the order rotates every round, so changes in the machine's
     load hit all implementations alike; compare them round by round (ratios) rather than in absolute time.
     """
     names = list(fns)
-    for name in names:
+    for name in names if warmup else []:
         fns[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
