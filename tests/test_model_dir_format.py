@@ -21,6 +21,7 @@ from funcodec_lite.lm.masked import MaskedLM, MaskedLMConfig
 from funcodec_lite.lm.multiscale import MultiScaleConfig, MultiScaleLM
 from funcodec_lite.lm.nar import NARCodecLM, NARConfig
 from funcodec_lite.lm.transformer import TransformerConfig
+from funcodec_lite.lm.vampnet import VampNetLM, VampNetLMConfig
 from funcodec_lite.utils.weights import (
     ModelDirError,
     read_model_config,
@@ -56,6 +57,8 @@ def _models() -> dict[str, tuple[torch.nn.Module, torch.Tensor | tuple]]:
                                                         local_transformer=small)), (codes, _prefix)),
         "masked_lm": (MaskedLM(MaskedLMConfig(n_q=2, n_conditioning=1, card=8, transformer=bidirectional)),
                       (codes, _prefix)),
+        "vampnet_lm": (VampNetLM(VampNetLMConfig(n_q=2, n_conditioning=1, card=8, latent_dim=4, dim=16,
+                                                 n_layers=1, n_heads=2)), (codes, _prefix)),
     }
 
 
