@@ -1,13 +1,15 @@
 """Benchmark EnCodec-24 kHz encode/decode: ours against the `encodec` package, same weights, side by side.
 
 Usage: python tools/bench/bench_codec.py [--seconds 10] [--bandwidth 6] [--repeats 11] [--threads 1,all]
-           [--bf16-repeats 3]
+           [--bf16-repeats 3] [--onnx]
 
 Both models hold the same (random) weights, with codebooks spread like real latents (as in
 tests/test_encodec_compat.py). Ours has weight norm folded; encodec keeps its weight-norm hooks, as its
 users run it. Everything runs under ``torch.inference_mode`` on one 10 s signal (batch 1). Timings are
 interleaved (order rotated every round) and each ratio is the median over rounds of (ours / encodec) in
-the same round, so load changes on a shared machine hit both sides alike.
+the same round, so load changes on a shared machine hit both sides alike.  ``--onnx`` also exports ours
+(``codec export``, encoder emitting the timed bandwidth's codebooks) and times it under onnxruntime (CPU,
+thread spinning off) against encodec in the same way, with the share of its codes equal to encodec's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from timing import interleaved_samples  # tools/bench/timing.py (scripts run from this folder)
@@ -180,6 +183,46 @@ def agreement_table(ours: Codec, bf16: Codec, wav: torch.Tensor) -> None:
         print(f"| {first + 1}-{first + 8} | {values} |")
 
 
+def onnx_table(ours: Codec, ref: torch.nn.Module, wav: torch.Tensor, codes: torch.Tensor, ref_frames,
+               thread_counts: list[int], repeats: int) -> None:
+    """Prints onnxruntime (our exported graphs) against encodec, per thread count and step."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from funcodec_lite.inference.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(ours, tmp, n_q=codes.shape[1])
+        print("| threads | step | onnxruntime (ms) | encodec fp32 (ms) | onnxruntime / encodec |")
+        print("|---|---|---|---|---|")
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            encoder, decoder = (ort.InferenceSession(str(Path(tmp) / name), options,
+                                                     providers=["CPUExecutionProvider"])
+                                for name in ("encoder.onnx", "decoder.onnx"))
+            equal = (encoder.run(None, {"audio": wav.numpy()})[0] == codes.numpy()).mean(axis=(0, 2))
+            shares = ", ".join(f"{e:.4f}" for e in equal)
+            print(f"onnxruntime codes equal to encodec's, per codebook: {shares}")
+            feed_wav, feed_codes = {"audio": wav.numpy()}, {"codes": codes.numpy()}
+            with torch.inference_mode():
+                t = time_rounds({
+                    "onnx encode": partial(encoder.run, None, feed_wav),
+                    "encodec encode": lambda: ref.encode(wav),
+                    "onnx decode": partial(decoder.run, None, feed_codes),
+                    "encodec decode": lambda: ref.decode(ref_frames),
+                }, repeats)
+            for step in ("encode", "decode"):
+                mine, theirs = t[f"onnx {step}"], t[f"encodec {step}"]
+                print(f"| {threads} | {step} | {statistics.median(mine) * 1e3:.0f} "
+                      f"| {statistics.median(theirs) * 1e3:.0f} | {median_ratio(mine, theirs):.2f} |",
+                      flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length")
@@ -187,6 +230,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11, help="interleaved rounds for fp32")
     parser.add_argument("--bf16-repeats", type=int, default=3, help="rounds for bfloat16 (0: skip)")
     parser.add_argument("--threads", default="1,all", help="comma list of thread counts; 'all' = every core")
+    parser.add_argument("--onnx", action="store_true", help="also time our exported graphs in onnxruntime")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -221,6 +265,9 @@ def main() -> None:
           f"max |audio difference|: {audio_diff:.2e}")
     print()
     measured = speed_table(fns, bf16_fns, thread_counts, args.repeats, args.bf16_repeats)
+    if args.onnx:
+        print()
+        onnx_table(ours, ref, wav, codes, ref_frames, thread_counts, args.repeats)
 
     with torch.inference_mode():
         latent = ours.quantizer.decode(codes)
