@@ -174,14 +174,15 @@ class Unsafe:
     """An arbitrary class: the loader must refuse to rebuild it."""
 
 
-@pytest.mark.parametrize("case", ["dac_checkpoint", "truncated", "pickled_object", "flash_attn",
+@pytest.mark.parametrize("case", ["dac_checkpoint", "truncated", "pickled_object", "package", "flash_attn",
                                   "unknown_weights", "no_codec", "codec_not_dac", "missing"])
 def test_bad_input_is_one_line_and_exit_2(converted, tmp_path, capsys, case):
     path = tmp_path / "x.pth"
     codec = str(converted["dac"])
     expected = {"dac_checkpoint": "not a VampNet checkpoint",
                 "truncated": "not a readable PyTorch checkpoint",
-                "pickled_object": "not loaded for safety", "flash_attn": "not supported: flash_attn",
+                "pickled_object": "not loaded for safety", "package": "a torch.package archive",
+                "flash_attn": "not supported: flash_attn",
                 "unknown_weights": "does not know", "no_codec": "needs --codec",
                 "codec_not_dac": "not a codec", "missing": "no such file"}[case]
     if case == "dac_checkpoint":  # another model's release file (DAC's format: state_dict + kwargs)
@@ -192,6 +193,9 @@ def test_bad_input_is_one_line_and_exit_2(converted, tmp_path, capsys, case):
         path.write_bytes(data[: len(data) // 2])
     elif case == "pickled_object":
         _save_variant(path, lambda d: d["metadata"].update(logs={"x": collections.OrderedDict(x=Unsafe())}))
+    elif case == "package":  # VampNet's package.pth: torch.package pickles the model with its code
+        with torch.package.PackageExporter(str(path)) as exporter:
+            exporter.save_pickle("VampNet", "VampNet.pth", {"w": torch.ones(2)})
     elif case == "flash_attn":
         _save_variant(path, lambda d: d["metadata"]["kwargs"].update(flash_attn=True))
     elif case == "unknown_weights":

@@ -24,6 +24,7 @@ import collections
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,9 @@ def read_vampnet_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    if _is_torch_package(path):
+        raise ValueError(f"{path}: a torch.package archive (VampNet's package.pth: a pickled model with its "
+                         "code), not loaded for safety; convert vampnet/weights.pth, saved beside it")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -81,6 +85,16 @@ def read_vampnet_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
         raise ValueError(f"{path}: not a VampNet checkpoint (no embedding.special.MASK / "
                          "embedding.out_proj: another model's weights)")
     return state, _plain(metadata["kwargs"])
+
+
+def _is_torch_package(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".data/extern_modules") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _load_with_history(path: Path, error: Exception) -> Any:
