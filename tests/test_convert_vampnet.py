@@ -21,8 +21,10 @@ import pytest
 import soundfile as sf
 import torch
 from reference_libs import import_reference
+from tiny_models import make_codec
 
 from funcodec_lite.cli import main
+from funcodec_lite.codec.families.dac import DAC, DACConfig
 from funcodec_lite.convert.vampnet import convert_vampnet_file, read_vampnet_file
 from funcodec_lite.lm.maskgit import MaskGITConfig, maskgit_generate
 from funcodec_lite.lm.vamp import VampConfig, load_masked_models, vamp
@@ -116,6 +118,17 @@ def test_logits_match_vampnets_forward(models):
     assert (both[:1] - ref_c2f).abs().max() <= 1e-5
 
 
+def test_padding_frames_are_never_attended_to(models):
+    _, c2f, _ = models
+    codes = torch.from_numpy(CASES["codes"]).masked_fill(torch.from_numpy(CASES["fine_mask"]), 1024)
+    padded = torch.cat([codes, torch.randint(0, 1024, (1, 9, 5), generator=torch.Generator().manual_seed(1))],
+                       dim=-1)
+    with torch.no_grad():
+        alone, with_padding = c2f(codes), c2f(padded, frames=torch.tensor([12]))
+    assert (with_padding[:, :, :12] - alone).abs().max() <= 1e-5
+    assert (c2f(padded)[:, :, :12] - alone).abs().max() > 1e-3  # the padding would change them otherwise
+
+
 @pytest.mark.parametrize("setting", range(2))
 def test_maskgit_gives_vampnets_tokens(models, setting):
     coarse, c2f, _ = models
@@ -175,7 +188,8 @@ class Unsafe:
 
 
 @pytest.mark.parametrize("case", ["dac_checkpoint", "truncated", "pickled_object", "package", "flash_attn",
-                                  "unknown_weights", "no_codec", "codec_not_dac", "missing"])
+                                  "unknown_weights", "no_codec", "codec_not_dac", "other_codec",
+                                  "too_few_codebooks", "missing"])
 def test_bad_input_is_one_line_and_exit_2(converted, tmp_path, capsys, case):
     path = tmp_path / "x.pth"
     codec = str(converted["dac"])
@@ -184,7 +198,8 @@ def test_bad_input_is_one_line_and_exit_2(converted, tmp_path, capsys, case):
                 "pickled_object": "not loaded for safety", "package": "a torch.package archive",
                 "flash_attn": "not supported: flash_attn",
                 "unknown_weights": "does not know", "no_codec": "needs --codec",
-                "codec_not_dac": "not a codec", "missing": "no such file"}[case]
+                "codec_not_dac": "not a codec", "other_codec": "must be a DAC",
+                "too_few_codebooks": "at least 9 codebooks", "missing": "no such file"}[case]
     if case == "dac_checkpoint":  # another model's release file (DAC's format: state_dict + kwargs)
         torch.save({"state_dict": {"encoder.block.0.weight": torch.ones(2)}, "metadata": {"kwargs": {}}},
                    path)
@@ -204,6 +219,13 @@ def test_bad_input_is_one_line_and_exit_2(converted, tmp_path, capsys, case):
     elif case == "codec_not_dac":
         path = FIXTURES / "coarse.pth"
         codec = str(converted["coarse"])
+    elif case in ("other_codec", "too_few_codebooks"):  # our own codec; a DAC of 4 codebooks for the c2f
+        path = FIXTURES / "c2f.pth"
+        codec = str(tmp_path / "codec")
+        if case == "other_codec":
+            make_codec().save_pretrained(codec)
+        else:
+            DAC(DACConfig(encoder_dim=4, decoder_dim=16, n_codebooks=4)).save_pretrained(codec)
     elif case == "missing":
         path = tmp_path / "absent.pth"
     else:
