@@ -102,6 +102,44 @@ def test_onnxruntime_matches_pytorch(exported, name):
     assert np.abs(decoder.run(None, {"codes": codes[:, :2].numpy()})[0] - few.numpy()).max() < 1e-4
 
 
+def test_streaming_step_graphs_match_whole_signal(tmp_path):
+    """The causal codec's step graphs, fed chunk by chunk with their state, give the codes and audio of
+    the whole signal; the non-causal export has no step graphs."""
+    codec = _spread_codebooks(make_codec(tiny_config(causal=True, lstm=2, ratios=(4, 5))))
+    _perturb_weight_norm(codec)
+    manifest = export_onnx(codec, tmp_path, verify=False)
+    stream = manifest["streaming"]
+    first, hop = stream["min_first_frames"], codec.samples_per_frame
+    assert first == 7  # the last conv's reflect padding (6 samples) at the frame rate
+    frames, bounds = first + 15, [0, first, first + 1, first + 5, first + 8, first + 15]
+    wav = 0.3 * torch.randn(2, 1, frames * hop, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        codes = codec.encode(wav)
+        audio = codec.decode(codes)
+    steps = (("encoder_step", wav, hop, codes), ("decoder_step", codes, 1, audio))
+    for name, source, scale, expected in steps:
+        session = _session(tmp_path / f"{name}.onnx")
+        names = [i.name for i in session.get_inputs()]
+        assert names == stream[name]["inputs"]
+        shapes = [list(shape) for shape in stream[name]["state_shapes_at_batch_1"]]
+        for shape, axis in zip(shapes, stream[name]["state_batch_axes"]):
+            shape[axis] = 2
+        state = [np.zeros(1, np.float32)] + [np.zeros(shape, np.float32) for shape in shapes]
+        pieces = []
+        for start, end in zip(bounds, bounds[1:]):
+            chunk = source[..., start * scale : end * scale].numpy()
+            out = session.run(None, dict(zip(names, [chunk, *state])))
+            pieces.append(out[0])
+            state = out[1:]
+        streamed = np.concatenate(pieces, axis=-1)
+        if name == "encoder_step":
+            np.testing.assert_array_equal(streamed, expected.numpy())
+        else:
+            assert np.abs(streamed - expected.numpy()).max() < 1e-4
+    assert export_onnx(make_codec(tiny_config()), tmp_path, verify=False)["streaming"] is None
+    assert not (tmp_path / "encoder_step.onnx").exists()
+
+
 def test_conv_stft_equals_torch_stft():
     generator = torch.Generator().manual_seed(4)
     x = 0.5 * torch.randn(3, 4001, generator=generator)

@@ -6,16 +6,16 @@ import argparse
 from pathlib import Path
 
 from funcodec_lite.codec.loading import load_model, model_id, resolve_model_dir
-from funcodec_lite.inference.export import DEFAULT_OPSET, EXPORT_FILES, FORMATS, export_onnx
+from funcodec_lite.inference.export import DEFAULT_OPSET, EXPORT_FILES, FORMATS, STEP_FILES, export_onnx
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export a codec to ONNX: encoder.onnx (audio -> codes), decoder.onnx (codes -> audio), manifest.json."""
+    """Export a codec to ONNX: encoder, decoder, manifest (and the streaming steps of causal codecs)."""
     directory = resolve_model_dir(args.model_dir)  # one line when missing or incomplete
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
-    existing = [name for name in EXPORT_FILES if (out / name).exists()]
+    existing = [name for name in EXPORT_FILES + STEP_FILES if (out / name).exists()]
     if existing and not args.force:
         raise ValueError(f"{out}: already holds {', '.join(existing)} (pass --force to replace)")
     if args.opset < 17:
@@ -28,7 +28,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     checked = manifest["verified"]
     detail = (f"; onnxruntime: codes equal {checked['codes_equal']:.0%}, audio within "
               f"{checked['audio_max_abs_diff']:.1e}" if checked else "")
-    print(f"codec export: {directory} -> {out} ({', '.join(EXPORT_FILES)}; opset {args.opset}, "
+    files = EXPORT_FILES + (STEP_FILES if manifest["streaming"] else ())
+    print(f"codec export: {directory} -> {out} ({', '.join(files)}; opset {args.opset}, "
           f"encoder {manifest['encoder_n_q']} of {manifest['n_q']} codebooks, "
           f"{manifest['samples_per_frame']} samples per frame{detail})")
     return 0

@@ -19,31 +19,29 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.inference.onnx_layers import exportable_codec
 from funcodec_lite.inference.onnx_ops import RVQLookup, RVQSearch
+from funcodec_lite.inference.onnx_stream import (
+    DECODER_STEP_FILE,
+    ENCODER_STEP_FILE,
+    export_step_graphs,
+    streams,
+)
+from funcodec_lite.inference.onnx_trace import DEFAULT_OPSET, ExportError, export_graph
 from funcodec_lite.quantization import ResidualVectorQuantizer
 
 FORMATS = ("onnx",)
-DEFAULT_OPSET = 17
 ENCODER_FILE, DECODER_FILE, MANIFEST_FILE = "encoder.onnx", "decoder.onnx", "manifest.json"
 EXPORT_FILES = (ENCODER_FILE, DECODER_FILE, MANIFEST_FILE)
-
-
-class ExportError(ValueError):
-    """A model (or one of its layers) that cannot be exported; the message is one line."""
+STEP_FILES = (ENCODER_STEP_FILE, DECODER_STEP_FILE)  # written for causal SEANet codecs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -114,98 +112,6 @@ def export_graphs(model: nn.Module, n_q: int | None = None) -> tuple[nn.Module, 
 
 
 # ------------------------------------------------------------------------------------------------
-# Exporting one graph, with the failing layer named
-@contextmanager
-def _layer_stack(root: nn.Module) -> Iterator[list[str]]:
-    """Keeps the names of the modules whose forward is running (innermost last) while the block runs."""
-    stack: list[str] = []
-    names = {module: name for name, module in root.named_modules()}
-    handles = []
-
-    def leave(*_) -> None:  # a forward hook that returned something would replace the output
-        if stack:
-            stack.pop()
-
-    for module, name in names.items():
-        label = f"{name or 'model'} ({type(module).__name__})"
-        handles.append(module.register_forward_pre_hook(lambda *_, label=label: stack.append(label)))
-        handles.append(module.register_forward_hook(leave))
-    try:
-        yield stack
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-class _CallRecorder(TorchFunctionMode):
-    """Records (torch function name, innermost running layer) for each torch call of an eager pass."""
-
-    def __init__(self, stack: list[str]) -> None:
-        super().__init__()
-        self.stack, self.calls = stack, []
-
-    def __torch_function__(self, func: Callable, types, args=(), kwargs=None):
-        self.calls.append((getattr(func, "__name__", ""), self.stack[-1] if self.stack else "model"))
-        return func(*args, **(kwargs or {}))
-
-
-def _layer_of_operator(graph: nn.Module, example: torch.Tensor, message: str) -> str | None:
-    """The layer that calls the operator an exporter error names (``aten::name``), found by an eager pass."""
-    found = re.search(r"aten::(\w+)", message)
-    if not found:
-        return None
-    op = found.group(1)
-    with _layer_stack(graph) as stack, torch.no_grad(), _CallRecorder(stack) as recorder:
-        try:
-            graph(example)
-        except Exception:  # noqa: BLE001 - only looking for the layer
-            pass
-    for name, layer in recorder.calls:
-        if name and (name == op or op.endswith(f"_{name}") or name.endswith(f"_{op}")):
-            return layer
-    return None
-
-
-def _layer_of_scope(message: str) -> str | None:
-    """The layer named by the TorchScript scope an exporter error quotes (``scope: Cls::/pkg.Cls::name``)."""
-    found = re.search(r"scope: (\S+)", message)
-    if not found:
-        return None
-    parts = [part.split("::") for part in found.group(1).rstrip(",]").split("/") if "::" in part]
-    names = [name for _, name in parts if name]
-    return f"{'.'.join(names) or 'model'} ({parts[-1][0].rpartition('.')[2]})" if parts else None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__).split(" [Caused by")[0][:300]
-
-
-def export_graph(graph: nn.Module, example: torch.Tensor, path: str | os.PathLike, input_name: str,
-                 output_name: str, dynamic: dict[int, str], output_dynamic: dict[int, str],
-                 opset: int = DEFAULT_OPSET) -> None:
-    """``torch.onnx.export`` (TorchScript tracer) of one graph with dynamic axes.
-
-    Raises:
-        ExportError: the exporter failed; the line names the layer (the one running when tracing failed,
-            or the one calling the operator the converter rejected) and the exporter's reason.
-    """
-    with _layer_stack(graph) as stack, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
-        try:
-            torch.onnx.export(graph, (example,), str(path), input_names=[input_name],
-                              output_names=[output_name],
-                              dynamic_axes={input_name: dynamic, output_name: output_dynamic},
-                              opset_version=opset, dynamo=False, do_constant_folding=False)
-            return
-        except Exception as error:  # noqa: BLE001 - any exporter failure becomes one line
-            layer = stack[-1] if stack else _layer_of_scope(str(error))
-            reason = _first_line(error)
-    layer = layer or _layer_of_operator(graph, example, reason) or "(unknown layer)"
-    raise ExportError(f"cannot export layer {layer}: {reason}")
-
-
-# ------------------------------------------------------------------------------------------------
 # The whole export
 def _verify(model: nn.Module, encoder_path: Path, decoder_path: Path, lengths: list[int],
             n_q: int) -> dict | None:
@@ -273,6 +179,8 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAU
                      {0: "batch", 2: "samples"}, {0: "batch", 2: "frames"}, opset)
         export_graph(decoder, codes, staging / DECODER_FILE, "codes", "audio",
                      {0: "batch", 1: "codebooks", 2: "frames"}, {0: "batch", 2: "samples"}, opset)
+        streaming = (export_step_graphs(model, staging, _codebooks(model), n_q, opset, verify)
+                     if streams(model) else None)
         checked = (_verify(model, staging / ENCODER_FILE, staging / DECODER_FILE,
                            [3 * spf + 1, int(model.sample_rate) + spf // 2 + 7], n_q) if verify else None)
         manifest = {
@@ -287,10 +195,13 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, opset: int = DEFAU
                         "output": "audio float32 [batch, channels, frames * samples_per_frame] (trim to the "
                                   "input's length)"},
             "verified": checked,
+            "streaming": streaming,
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        for name in EXPORT_FILES:
+        for name in EXPORT_FILES + (STEP_FILES if streaming else ()):
             os.replace(staging / name, out_dir / name)
+        for name in () if streaming else STEP_FILES:  # left by an earlier export of a causal model
+            (out_dir / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
