@@ -30,7 +30,8 @@ from funcodec_lite.inference.export import export_onnx
 
 
 def build(name: str) -> Codec:
-    """The shipped model (``default``) or a preset with random weights and latent-drawn codebooks."""
+    """The shipped model (``default``) or a preset with random weights and codebooks spread like its latents
+    (layer i: per-dimension latent mean and 0.8^i times its spread, as in bench_codec.py)."""
     if name == "default":
         return load_model("default")
     torch.manual_seed(0)
@@ -40,12 +41,11 @@ def build(name: str) -> Codec:
     wav = 0.3 * torch.randn(1, codec.channels, 2 * codec.sample_rate, generator=generator)
     with torch.no_grad():
         rows = codec.encode_latent(wav).transpose(1, 2).reshape(-1, codec.quantizer.config.dim)
-        for layer in codec.quantizer.layers:
-            pick = torch.randint(0, rows.shape[0], (layer.codebook_size,), generator=generator)
-            noise = 0.01 * rows.std() * torch.randn(layer.embed.shape, generator=generator)
-            layer.embed.copy_(rows[pick] + noise)
+        mean, std = rows.mean(0), rows.std(0)
+        for i, layer in enumerate(codec.quantizer.layers):
+            noise = torch.randn(layer.embed.shape, generator=generator) * std * 0.8**i
+            layer.embed.copy_(noise + (mean if i == 0 else 0))
             layer.inited.fill_(1.0)
-            rows = rows - layer.embed[layer.encode(rows)]
     return codec
 
 
