@@ -320,6 +320,11 @@ def test_codec_encode_decode_and_tokenizer_on_converted_dir(pairs, tmp_path, cap
     tokenizer = Tokenizer.from_pretrained(model_dir)
     encoded = tokenizer.encode(wav[None], 16000)
     assert torch.equal(encoded.codes, expected) and tokenizer.codebook_strides == (4, 2, 1)
+    # loaded for inference, the decoder noise is seeded: the file commands decode reproducibly
+    assert torch.equal(tokenizer.decode(encoded.codes).wav, tokenizer.decode(encoded.codes).wav)
+    assert main(decode) == 0
+    assert np.array_equal(sf.read(tmp_path / "out.wav", dtype="float32")[0], out)
+    tokenizer.codec.set_noise_seed(None)  # torch's global RNG: the reference package's draws
     torch.manual_seed(5)
     decoded = tokenizer.decode(encoded.codes).wav
     audio_ref = reference_decode(reference, reference.encode(wav[None, None]), seed=5)

@@ -148,6 +148,11 @@ class CompressionModel(nn.Module, ABC):
         equals ``decode`` of all codes at once (causal models only); ``close()`` as the encoder's."""
         raise ValueError(f"{type(self).__name__} models do not stream (not causal)")
 
+    def set_noise_seed(self, seed: int | None) -> None:
+        """Makes ``decode`` reproducible for models that draw random numbers while decoding (SNAC's noise
+        blocks): their noise then comes from a generator seeded with ``seed`` at each call (None: torch's
+        global RNG, as the reference package draws it). Models without decoder noise ignore it."""
+
     def fold_weight_norm(self) -> int:
         """Folds weight normalisation into plain weights for inference; returns the number folded."""
         return fold_weight_norm(self)

@@ -30,6 +30,8 @@ from funcodec_lite.utils.weights import (
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_ENV = "FUNCODEC_LITE_DEFAULT_MODEL"
 _ID_ATTRIBUTE = "_funcodec_model_id"
+# Seed of the decoder noise of models that draw it (SNAC) when loaded for inference (`load_model`)
+INFERENCE_NOISE_SEED = 0
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -86,6 +88,10 @@ def load_model(model: str | os.PathLike | None = None, device: str | torch.devic
             same in both).
         fold: fold weight normalisation into plain weights (faster inference, same outputs).
 
+    Models with decoder noise (SNAC) get ``set_noise_seed(INFERENCE_NOISE_SEED)``: every run of the command
+    line or the ``Tokenizer`` decodes the same codes to the same audio (``set_noise_seed(None)`` restores
+    the reference package's draws from torch's global RNG).
+
     Raises:
         ModelError: missing, incomplete or corrupt files, a directory of a model that is not a codec, a
             codec kind not available here, or weights that do not fit the config.
@@ -104,6 +110,7 @@ def load_model(model: str | os.PathLike | None = None, device: str | torch.devic
     model_id(codec)  # cache it from the weights as stored
     if fold:
         codec.fold_weight_norm()
+    codec.set_noise_seed(INFERENCE_NOISE_SEED)  # the same codes decode to the same audio on every run
     return codec.to(device=torch.device(device), dtype=resolve_dtype(dtype)).eval()
 
 
