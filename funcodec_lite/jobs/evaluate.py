@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +60,18 @@ def evaluate_tokens(codec: CompressionModel, data_dir: str | Path, token_dir: st
     return {n: (average_scores(s), len(s)) for n, s in scores.items() if s}
 
 
-def results_table(results: dict[int, tuple[QualityScores, int]], frame_rate: float,
-                  codebook_size: int) -> str:
-    """A markdown table: one row per n_q with bit rate, PESQ, STOI, ESTOI, mel distance, SI-SNR."""
-    bits = math.log2(codebook_size)
+def results_table(results: dict[int, tuple[QualityScores, int]], bandwidth: Callable[[int], float]) -> str:
+    """A markdown table: one row per n_q with bit rate, PESQ, STOI, ESTOI, mel distance, SI-SNR.
+
+    Args:
+        results: n_q -> (mean scores, utterances), as ``evaluate_codec`` returns them.
+        bandwidth: kbps of the first n_q codebooks (``CompressionModel.bandwidth``: codebooks of several
+            sizes or rates count as they are).
+    """
     lines = ["| n_q | kbps | PESQ (wb) | STOI | ESTOI | mel distance | SI-SNR (dB) | utterances |",
              "|---|---|---|---|---|---|---|---|"]
     for n_q, (s, count) in sorted(results.items()):
-        lines.append(f"| {n_q} | {n_q * bits * frame_rate / 1000:.2f} | {s.pesq:.3f} | {s.stoi:.3f} | "
+        lines.append(f"| {n_q} | {bandwidth(n_q):.2f} | {s.pesq:.3f} | {s.stoi:.3f} | "
                      f"{s.estoi:.3f} | {s.mel_distance:.3f} | {s.si_snr:.2f} | {count} |")
     return "\n".join(lines) + "\n"
 

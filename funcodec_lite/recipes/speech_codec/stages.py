@@ -19,7 +19,7 @@ def stage_evaluate(model: Path, data: Path, tokens: Path, n_qs: Sequence[int], o
     """
     codec = load_model(model)
     results = evaluate_tokens(codec, data, tokens, [n for n in n_qs if n <= codec.n_q])
-    table = results_table(results, codec.frame_rate, codec.codebook_size)
+    table = results_table(results, codec.bandwidth)
     text = (f"# {Path(model).parent.name}: {data}\n\n"
             f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, codebooks of {codec.codebook_size}.\n\n"
             f"{table}")
