@@ -27,8 +27,8 @@ from funcodec_lite.modules.conv import fold_weight_norm
 class CompressionModel(nn.Module, ABC):
     """Waveform ↔ discrete codes, whatever the architecture.
 
-    Shapes: waveforms [B, C, T] at ``sample_rate``; codes long [B, K, N] with
-    N = ceil(T / samples_per_frame), 1 ≤ K ≤ ``n_q``.
+    Shapes: waveforms [B, C, T] at ``sample_rate``; codes long [B, K, N] with N = ``num_frames(T)``
+    (ceil(T / samples_per_frame) unless a family pads further, as SNAC does), 1 ≤ K ≤ ``n_q``.
 
     Subclasses set ``model_kind`` (the ``kind`` of their model directory: ``config.yaml`` with that kind,
     ``model.safetensors``, ``provenance.json``) and ``config_class``, and implement the abstract members.
