@@ -9,6 +9,9 @@ padding computed from the traced length, RVQ search as argmin); the model itself
 writing, both graphs are run with onnxruntime (when installed) on two lengths against PyTorch and the
 agreement is stored in the manifest.
 
+For causal SEANet codecs it also writes the streaming step (`onnx_stream`): ``encoder_step.onnx`` and
+``decoder_step.onnx``, chunk + state → codes / audio + state.
+
 Our ``Codec`` exports in every architecture (SEANet, FreqCodec, the frame-rate ``vocos`` codec) with a
 residual VQ; other codec kinds are traced through their ``encode`` / ``decode`` as they are.  A model the
 exporter cannot take raises ``ExportError`` with one line naming the layer.
