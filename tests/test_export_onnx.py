@@ -12,9 +12,11 @@ import pytest
 import torch
 from tiny_models import make_codec, save_codec, tiny_config
 from torch import nn
+from torch.nn import functional as F
 
 from funcodec_lite import Codec, CodecConfig
 from funcodec_lite.cli import main
+from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import load_model
 from funcodec_lite.inference.export import ExportError, export_graph, export_onnx, exportable_codec
 from funcodec_lite.inference.onnx_ops import ConvOverlapAdd, ConvSTFT, RVQLookup, RVQSearch, reflect_pad
@@ -209,6 +211,31 @@ def test_unexportable_layer_is_named(tmp_path):
                      {0: "b"})
     assert "\n" not in str(info.value)
     assert not (tmp_path / "net.onnx").exists()
+
+
+class _FrozenPad(CompressionModel):
+    """A codec kind whose encoder pads by a Python int computed from the length: a traced graph freezes it."""
+
+    model_kind, config_class, config = "frozen_pad_test", dict, {}
+    sample_rate, channels, samples_per_frame, n_q, codebook_sizes = 8000, 1, 8, 1, (4,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Conv1d(1, 4, 8, stride=8)
+
+    def encode(self, wav, n_q=None):
+        pad = int((-wav.shape[-1]) % 8)
+        return self.proj(F.pad(wav, (0, pad))).argmax(1, keepdim=True)
+
+    def decode(self, codes, length=None):
+        return codes.float().repeat_interleave(8, dim=-1)
+
+
+def test_other_kinds_export_through_encode_and_frozen_lengths_are_refused(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(ExportError, match=r"^the exported graphs give shapes .* length is fixed in the"):
+        export_onnx(_FrozenPad().eval(), tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
 
 
 def test_cli_export_writes_and_refuses(tmp_path, capsys):
