@@ -108,7 +108,7 @@ def export_graph(graph: nn.Module, example: torch.Tensor | tuple[torch.Tensor, .
         warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
         try:
             torch.onnx.export(graph, inputs, str(path), input_names=input_names, output_names=output_names,
-                              dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=False)
+                              dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
             return
         except Exception as error:  # noqa: BLE001 - any exporter failure becomes one line
             layer = stack[-1] if stack else _layer_of_scope(str(error))
