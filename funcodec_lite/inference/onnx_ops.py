@@ -79,7 +79,11 @@ def stft_kernels(n_fft: int, window: torch.Tensor) -> torch.Tensor:
     n = torch.arange(n_fft, dtype=torch.float64)
     k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
     angle = 2 * math.pi * torch.outer(k, n).remainder(n_fft) / n_fft
-    kernels = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window
+    sine = -torch.sin(angle)
+    sine[0] = 0.0  # the DC and Nyquist bins are real, as in an FFT: sin(π n) rounds to ±1e-16, which
+    if n_fft % 2 == 0:  # would flip the angle of a negative real bin between -π and π
+        sine[-1] = 0.0
+    kernels = torch.cat([torch.cos(angle), sine]) * window
     return kernels.unsqueeze(1).float()
 
 
