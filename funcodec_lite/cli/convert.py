@@ -78,6 +78,12 @@ def _convert_dac(checkpoint: Path) -> tuple[nn.Module, dict]:
     return convert_dac_file(checkpoint)
 
 
+def _convert_lac(checkpoint: Path) -> tuple[nn.Module, dict]:
+    from funcodec_lite.convert.lac import convert_lac_file
+
+    return convert_lac_file(checkpoint)
+
+
 def _convert_snac(checkpoint: Path) -> tuple[nn.Module, dict]:
     from funcodec_lite.convert.snac import convert_snac_release
 
@@ -100,14 +106,51 @@ def _convert_vampnet(checkpoint: Path, codec_dir: str | None) -> tuple[nn.Module
     from funcodec_lite.convert.vampnet import convert_vampnet_file
 
     if not codec_dir:
-        raise ValueError("--from vampnet needs --codec: the DAC model directory its tokens come from "
-                         "(codec convert --from dac)")
+        raise ValueError("--from vampnet needs --codec: the codec model directory its tokens come from "
+                         "(VampNet's codec.pth: codec convert --from lac)")
     return convert_vampnet_file(checkpoint, codec_dir)
+
+
+def _convert_dcase_baseline(args: argparse.Namespace) -> int:
+    """The DCASE 2023 Task 7 baseline's three checkpoints -> OUT_DIR/{vqvae,prior,vocoder}/model."""
+    from funcodec_lite.convert.dcase_baseline import (
+        MODEL_DIRS,
+        BaselineRelease,
+        convert_release,
+        write_model_dirs,
+    )
+
+    files = {"--vqvae": args.vqvae, "--pixelsnail": args.pixelsnail, "--hifigan": args.hifigan}
+    missing = [flag for flag, value in files.items() if not value]
+    if args.checkpoint or missing:
+        raise ValueError("--from dcase-baseline takes --vqvae, --pixelsnail and --hifigan and OUT_DIR "
+                         f"({'no CHECKPOINT' if args.checkpoint else 'missing ' + ', '.join(missing)})")
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if not args.force and any((out / sub / WEIGHTS_FILE).exists() for sub in MODEL_DIRS.values()):
+        raise ValueError(f"{out}: already holds converted models (pass --force to replace them)")
+    converted = convert_release(BaselineRelease(
+        Path(args.vqvae), Path(args.pixelsnail), Path(args.hifigan),
+        Path(args.hifigan_config) if args.hifigan_config else None))
+    try:
+        written = write_model_dirs(converted, out)
+    except OSError as err:
+        raise ValueError(f"{out}: cannot write the models ({err.strerror or err})") from err
+    for part, directory in written.items():
+        print(f"codec convert: dcase-baseline {part} -> {directory}")
+    print(f"codec convert: the Foley recipe's stages 6-8 run on it: egs/dcase_foley/run.sh --config "
+          f"conf/baseline_vq.yaml --exp {out.resolve()} --stage 6 (after stages 0-1 on the real data)")
+    return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert a released checkpoint (EnCodec 24 kHz, FunCodec, DAC, Mimi, SNAC, VampNet; a transformers
-    directory) to a model directory."""
+    directory; the DCASE 2023 Task 7 baseline's three models) to a model directory."""
+    if args.source == "dcase-baseline":
+        return _convert_dcase_baseline(args)
+    if not args.checkpoint:
+        raise ValueError(f"--from {args.source} needs a CHECKPOINT before OUT_DIR")
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
@@ -117,8 +160,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     provenance = None
     if args.source == "encodec":
         codec, notes = _convert_encodec(checkpoint)
-    elif args.source == "dac":
-        codec, provenance = _convert_dac(checkpoint)
+    elif args.source in ("dac", "lac"):
+        codec, provenance = (_convert_dac if args.source == "dac" else _convert_lac)(checkpoint)
         notes = []
     elif args.source == "mimi":
         codec, provenance = _convert_mimi(checkpoint, Path(args.config) if args.config else None)
@@ -160,19 +203,28 @@ def _save_vampnet(model: nn.Module, provenance: dict, checkpoint: Path, out: Pat
 def register(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
     convert.add_argument("--from", dest="source", required=True,
-                         choices=["encodec", "funcodec", "dac", "mimi", "snac", "hf", "vampnet"],
+                         choices=["encodec", "funcodec", "dac", "lac", "mimi", "snac", "hf", "vampnet",
+                                  "dcase-baseline"],
                          help="encodec: an encodec_24khz .th state dict; funcodec: model.pth "
-                         "(+ config.yaml); dac: a DAC release .pth (state_dict + metadata); mimi: Kyutai's "
+                         "(+ config.yaml); dac: a DAC release .pth (state_dict + metadata); lac: a LAC "
+                         ".pth (VampNet's codec.pth); mimi: Kyutai's "
                          "Mimi safetensors (tokenizer-e351c8d8-checkpoint125); snac: a SNAC release dir "
                          "(config.json + pytorch_model.bin); hf: a directory saved by transformers' "
                          "save_pretrained (EncodecModel, DacModel, MimiModel); vampnet: VampNet's coarse.pth "
-                         "or c2f.pth (with --codec)")
-    convert.add_argument("checkpoint",
+                         "or c2f.pth (with --codec); dcase-baseline: the DCASE 2023 Task 7 baseline's "
+                         "models (--vqvae, --pixelsnail, --hifigan; no CHECKPOINT)")
+    convert.add_argument("checkpoint", nargs="?",
                          help="checkpoint file (FunCodec: model.pth or the directory holding it)")
     convert.add_argument("out_dir", help="model directory to write (config.yaml + model.safetensors)")
     convert.add_argument("--config", help="FunCodec config.yaml (default: next to the checkpoint); mimi: "
                          "moshi's Mimi config as JSON/YAML (default: the released model's)")
-    convert.add_argument("--codec", help="vampnet: the converted DAC model directory whose codebooks embed "
-                         "the tokens")
+    convert.add_argument("--codec", help="vampnet: the converted codec directory whose codebooks embed "
+                         "the tokens (LAC for the release's codec.pth; or a DAC)")
     convert.add_argument("--force", action="store_true", help="replace a model already in OUT_DIR")
+    baseline = convert.add_argument_group("--from dcase-baseline: writes OUT_DIR/{vqvae,prior,vocoder}/model")
+    baseline.add_argument("--vqvae", help="the baseline's VQ-VAE state dict (vqvae.pth)")
+    baseline.add_argument("--pixelsnail", help="its PixelSNAIL checkpoint (bottom_1400.pt)")
+    baseline.add_argument("--hifigan", help="its HiFi-GAN generator (checkpoint/hifigan/g_00935000)")
+    baseline.add_argument("--hifigan-config", help="the generator's hifigan_config.json (default: V1, the "
+                          "baseline's)")
     convert.set_defaults(func=cmd_convert)

@@ -17,6 +17,7 @@ CODEC_KINDS: dict[str, str] = {
     "codec": "funcodec_lite.codec.model",
     "dac": "funcodec_lite.codec.families.dac",
     "funcodec_freq": "funcodec_lite.codec.families.funcodec_freq",
+    "lac": "funcodec_lite.codec.families.lac",
     "mimi": "funcodec_lite.codec.families.mimi",
     "snac": "funcodec_lite.codec.families.snac",
 }

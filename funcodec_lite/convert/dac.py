@@ -76,8 +76,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_dac_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_dac_file(path: str | Path, family: str = "DAC") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, metadata kwargs) of a DAC release file, read with ``torch.load(weights_only=True)``.
+
+    Any model saved by audiotools' ``BaseModel.save(..., package=False)`` has this layout (LAC's too);
+    ``family`` names the model in the messages.
 
     Raises:
         ValueError: no such file, a file torch cannot read (truncated, not a checkpoint), an object in it
@@ -90,22 +93,23 @@ def read_dac_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, 
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        data = _load_with_numpy_scalars(path, err)
+        data = _load_with_numpy_scalars(path, err, family)
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as err:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
-        raise ValueError(f"{path}: not a DAC checkpoint (expected a dict with 'state_dict' and 'metadata'; "
-                         f"found {_describe(data)})")
+        raise ValueError(f"{path}: not a {family} checkpoint (expected a dict with 'state_dict' and "
+                         f"'metadata'; found {_describe(data)})")
     metadata = data.get("metadata")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("kwargs"), dict):
-        raise ValueError(f"{path}: not a DAC checkpoint (no metadata['kwargs'] with DAC's arguments)")
+        raise ValueError(f"{path}: not a {family} checkpoint (no metadata['kwargs'] with {family}'s "
+                         "arguments)")
     state = data["state_dict"]
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise ValueError(f"{path}: not a DAC checkpoint ('state_dict' is not a map of names to tensors)")
+        raise ValueError(f"{path}: not a {family} checkpoint ('state_dict' is not a map of names to tensors)")
     return state, _plain(metadata["kwargs"])
 
 
-def _load_with_numpy_scalars(path: Path, error: Exception) -> Any:
+def _load_with_numpy_scalars(path: Path, error: Exception, family: str = "DAC") -> Any:
     """A second ``weights_only`` read that also allows numpy scalars, if those are all the file needs."""
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -116,7 +120,7 @@ def _load_with_numpy_scalars(path: Path, error: Exception) -> Any:
     refused = [name for name in needed if name not in names]
     if refused:
         raise ValueError(f"{path}: holds objects that are not loaded for safety ({', '.join(refused[:3])}); "
-                         "expected a DAC checkpoint of tensors and plain metadata")
+                         f"expected a {family} checkpoint of tensors and plain metadata")
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -162,6 +166,9 @@ def convert_dac_file(path: str | Path) -> tuple[DAC, dict[str, Any]]:
     """
     path = Path(path)
     state, kwargs = read_dac_file(path)
+    if any(".mrf_blocks." in key for key in state):
+        raise ValueError(f"{path}: a LAC checkpoint (VampNet's codec.pth), not DAC: convert it with "
+                         "--from lac")
     config = dac_config_from_kwargs(kwargs, weight_norm=_has_weight_norm(state))
     try:
         model = dac_from_state_dict(state, config, layout="dac")
@@ -220,15 +227,8 @@ def dac_from_hf(config: dict, state_dict: dict) -> DAC:
 # Renaming
 def _dac_module_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
     """(DAC's module path, ours) for every module holding parameters."""
-    enc, dec = len(config.encoder_rates), len(config.decoder_rates)
-    yield "encoder.block.0", "encoder.conv_in"
-    for i in range(enc):
-        src, ours = f"encoder.block.{i + 1}.block", f"encoder.blocks.{i}"
-        yield from _unit_pairs([f"{src}.{j}.block" for j in range(3)], ours)
-        yield f"{src}.3", f"{ours}.act"
-        yield f"{src}.4", f"{ours}.down"
-    yield f"encoder.block.{enc + 1}", "encoder.act"
-    yield f"encoder.block.{enc + 2}", "encoder.conv_out"
+    dec = len(config.decoder_rates)
+    yield from dac_encoder_pairs(config)
     yield "decoder.model.0", "decoder.conv_in"
     for i in range(dec):
         src, ours = f"decoder.model.{i + 1}.block", f"decoder.blocks.{i}"
@@ -237,7 +237,20 @@ def _dac_module_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
         yield from _unit_pairs([f"{src}.{j + 2}.block" for j in range(3)], ours)
     yield f"decoder.model.{dec + 1}", "decoder.act"
     yield f"decoder.model.{dec + 2}", "decoder.conv_out"
-    yield from _quantizer_pairs(config)
+    yield from quantizer_pairs(config)
+
+
+def dac_encoder_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
+    """(DAC's module path, ours) for every encoder module holding parameters (LAC names them alike)."""
+    enc = len(config.encoder_rates)
+    yield "encoder.block.0", "encoder.conv_in"
+    for i in range(enc):
+        src, ours = f"encoder.block.{i + 1}.block", f"encoder.blocks.{i}"
+        yield from _unit_pairs([f"{src}.{j}.block" for j in range(3)], ours)
+        yield f"{src}.3", f"{ours}.act"
+        yield f"{src}.4", f"{ours}.down"
+    yield f"encoder.block.{enc + 1}", "encoder.act"
+    yield f"encoder.block.{enc + 2}", "encoder.conv_out"
 
 
 def _hf_module_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
@@ -252,7 +265,7 @@ def _hf_module_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
             yield (f"{src}.conv1", f"{ours}.down") if part == "encoder" else (f"{src}.conv_t1", f"{ours}.up")
         yield f"{part}.snake1", f"{part}.act"
         yield f"{part}.conv2", f"{part}.conv_out"
-    yield from _quantizer_pairs(config)
+    yield from quantizer_pairs(config)
 
 
 def _unit_pairs(sources: list[str], ours: str, names: tuple[str, ...] = ("0", "1", "2", "3"),
@@ -263,7 +276,8 @@ def _unit_pairs(sources: list[str], ours: str, names: tuple[str, ...] = ("0", "1
             yield f"{src}.{name}", f"{ours}.units.{j}.{layer}"
 
 
-def _quantizer_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
+def quantizer_pairs(config: DACConfig) -> Iterator[tuple[str, str]]:
+    """(DAC's module path, ours) for the projections and codebook of every quantizer (the same names)."""
     for k in range(config.n_codebooks):
         for layer in ("in_proj", "out_proj", "codebook"):
             yield f"quantizer.quantizers.{k}.{layer}", f"quantizer.quantizers.{k}.{layer}"
@@ -292,8 +306,20 @@ def dac_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: DACConfi
         ValueError: missing or unexpected keys, or wrong shapes (the first ones named).
     """
     pairs = {"dac": _dac_module_pairs, "hf": _hf_module_pairs}[layout](config)
-    renames = dict(pairs)
-    model = DAC(config)
+    what = f"a DAC model of this config ({_short(config)})"
+    return load_renamed(DAC(config), state_dict, dict(pairs), what)
+
+
+def load_renamed(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], renames: Mapping[str, str],
+                 what: str) -> torch.nn.Module:
+    """``model`` (eval mode) holding ``state_dict`` with its module paths renamed by ``renames``.
+
+    Weight norm's ``weight_g``/``weight_v`` become the parametrization's ``original0/1``.
+
+    Raises:
+        ValueError: missing or unexpected keys, or wrong shapes (the first ones named; ``what`` names the
+            model).
+    """
     ours = model.state_dict()
     converted: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
@@ -306,12 +332,12 @@ def dac_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: DACConfi
     unexpected += sorted(set(converted) - set(ours))
     missing = sorted(set(ours) - set(converted))
     if missing or unexpected:
-        raise ValueError(f"weights do not fit a DAC model of this config ({_short(config)}): "
+        raise ValueError(f"weights do not fit {what}: "
                          f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}, "
                          f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
     wrong = [k for k, v in converted.items() if tuple(v.shape) != tuple(ours[k].shape)]
     if wrong:
-        raise ValueError(f"weights do not fit a DAC model of this config ({_short(config)}): {wrong[0]} has "
+        raise ValueError(f"weights do not fit {what}: {wrong[0]} has "
                          f"shape {tuple(converted[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}")
     model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
     return model.eval()

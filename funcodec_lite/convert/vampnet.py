@@ -12,10 +12,10 @@ source) is refused.
 The conversion folds what VampNet computes at load time: each LoRA pair into its weight (``W + B A / r``,
 as ``loralib`` merges it in eval mode; VampNet builds rank 8, alpha 1), the classifier's weight norm into
 a plain weight, the classifier's rows into codebook-major order. VampNet reads its token embeddings from
-the codec's codebooks at run time; they are copied from the codec directory given (``--codec``, a DAC
-converted by ``codec convert --from dac``) into the model, and the codec's id is recorded so that
-``codec vamp`` refuses another codec. Options the released models do not use (flash attention, FiLM
-conditioning, control signals, cross-attention) are refused by name.
+the codec's codebooks at run time; they are copied from the codec directory given (``--codec``: the
+release's ``codec.pth`` converted by ``codec convert --from lac``, or a DAC) into the model, and the
+codec's id is recorded so that ``codec vamp`` refuses another codec. Options the released models do not
+use (flash attention, FiLM conditioning, control signals, cross-attention) are refused by name.
 """
 
 from __future__ import annotations
@@ -196,8 +196,8 @@ def codec_codebooks(codec: torch.nn.Module, n_q: int, card: int, latent_dim: int
     .codebook``, where VampNet reads them)."""
     quantizers = getattr(getattr(codec, "quantizer", None), "quantizers", None)
     if quantizers is None or len(quantizers) < n_q:
-        raise ValueError(f"the codec must be a DAC with at least {n_q} codebooks (VampNet embeds tokens with "
-                         "its codebooks)")
+        raise ValueError(f"the codec must be a DAC or LAC with at least {n_q} codebooks (VampNet embeds "
+                         "tokens with its codebooks)")
     books = [quantizers[q].codebook.weight.detach() for q in range(n_q)]
     if any(tuple(book.shape) != (card, latent_dim) for book in books):
         raise ValueError(f"the codec's codebooks are {tuple(books[0].shape)}; the VampNet model needs "

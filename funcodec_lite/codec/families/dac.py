@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from funcodec_lite.codec.interface import CompressionModel
@@ -96,7 +97,12 @@ class DAC(CompressionModel):
         self.encoder = DACEncoder(c.encoder_dim, c.encoder_rates, c.latent_dim, c.weight_norm)
         self.quantizer = FactorizedRVQ(c.latent_dim, c.n_codebooks, c.codebook_size, c.codebook_dim,
                                        c.weight_norm)
-        self.decoder = DACDecoder(c.latent_dim, c.decoder_dim, c.decoder_rates, c.weight_norm)
+        self.decoder = self._build_decoder()
+
+    def _build_decoder(self) -> nn.Module:
+        """The decoder of ``self.config`` (a family with DAC's encoder and quantizer, LAC, gives its own)."""
+        c = self.config
+        return DACDecoder(c.latent_dim, c.decoder_dim, c.decoder_rates, c.weight_norm)
 
     # ---------------------------------------------------------------------------------------------
     @property
@@ -170,6 +176,7 @@ class DAC(CompressionModel):
     def describe(self) -> str:
         """One line: rate, frames, codebooks, bit rate."""
         c = self.config
-        return (f"DAC {c.sample_rate} Hz, {self.frame_rate:.2f} frames/s (hop {c.hop_length}), "
+        return (f"{type(self).__name__} {c.sample_rate} Hz, {self.frame_rate:.2f} frames/s "
+                f"(hop {c.hop_length}), "
                 f"{c.n_codebooks} x {c.codebook_size} codebooks, {self.bandwidth(self.n_q):.2f} kbps")
 
