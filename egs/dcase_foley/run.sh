@@ -8,6 +8,8 @@
 #            [--hifigan-checkpoint g_XXXXXXXX [--hifigan-config config.json]]
 #            [--launch "accelerate launch --multi_gpu --num_processes 4 -m funcodec_lite.recipes.dcase_foley"]
 #            [--resume]   training stages (2, 4, 5) continue from their newest checkpoint
+#            [--exp DIR]  the run's directory (default exp/<config name>), e.g. the DCASE baseline's released
+#                         models converted by `codec convert --from dcase-baseline ... DIR` for stages 6-8
 # Stages: 0 data dirs, 1 log-mel features, 2 mel autoencoder, 3 code maps, 4 PixelSNAIL prior,
 #         5 vocoder, 6 generate clips per class (and exp/<run>/generator for codec generate),
 #         7 FAD + classifier accuracy + noise floors, 8 plots and exp/<run>/report.html.
@@ -34,6 +36,7 @@ hifigan_checkpoint=
 hifigan_config=
 launch=
 resume=
+exp=
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --toy-eval-clips) toy_eval_clips=$2; shift 2 ;;
     --nj) nj=$2; shift 2 ;;
     --resume) resume=--resume; shift ;;
+    --exp) exp=$2; shift 2 ;;
     --vggish) vggish=$2; shift 2 ;;
     --hifigan-checkpoint) hifigan_checkpoint=$2; shift 2 ;;
     --hifigan-config) hifigan_config=$2; shift 2 ;;
@@ -54,7 +58,7 @@ while [ $# -gt 0 ]; do
 done
 [ -f "$config" ] || { echo "run.sh: no config $config" >&2; exit 2; }
 name=$(basename "$config" .yaml)
-exp=exp/$name
+exp=${exp:-exp/$name}
 mkdir -p "$exp/log"
 recipe="python -m funcodec_lite.recipes.dcase_foley"
 train=${launch:-$recipe}

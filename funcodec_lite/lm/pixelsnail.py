@@ -34,9 +34,15 @@ class PixelSNAILConfig:
         n_out_res_block: 1 x 1 gated residual blocks before the output layer.
         n_cond_res_block: residual blocks over a spatial condition; must be 0 (the baseline builds
             them but conditions on the class only, and so does this model).
-        class_dim: width of the class embedding projected into every causal residual block.
+        class_dim: width of the class embedding projected into every causal residual block; 0: none.
         class_map: also learn a per-class H x W map added (through a 1 x 1 convolution) in those blocks,
             like the baseline's only class conditioning.
+        shifted_stems: the baseline's stems, which shift their output (bias included) down one row /
+            right one column: row 0 gets nothing from the stem above, column 0 nothing from the stem to
+            the left, not even its bias. False: both biases everywhere (the toolkit's own priors).
+
+    The baseline's released prior is ``class_dim=0, class_map=True, shifted_stems=True``
+    (`funcodec_lite.convert.dcase_baseline`): its class map is its ``embedNet`` evaluated per class.
     """
 
     height: int = 20
@@ -56,6 +62,7 @@ class PixelSNAILConfig:
     n_cond_res_block: int = 0
     class_dim: int = 256
     class_map: bool = True
+    shifted_stems: bool = False
 
     def __post_init__(self) -> None:
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
@@ -103,7 +110,7 @@ class PixelBlock(nn.Module):
         else:
             self.out_conv = CausalConv2d(c + 2, c)
 
-    def forward(self, x: torch.Tensor, background: torch.Tensor, class_vec: torch.Tensor,
+    def forward(self, x: torch.Tensor, background: torch.Tensor, class_vec: torch.Tensor | None,
                 class_map: torch.Tensor | None) -> torch.Tensor:
         """x [B, C, H, W], background [B, 2, H, W], class_vec [B, class_dim], class_map [B, 1, H, W]
         -> [B, C, H, W]."""
@@ -116,8 +123,8 @@ class PixelBlock(nn.Module):
         query = self.query_block(torch.cat([out, background], 1))
         return self.out_block(out, self.attention(query, key))
 
-    def step(self, cache: StepCache, x: torch.Tensor, background: torch.Tensor, class_vec: torch.Tensor,
-             class_map: torch.Tensor | None, i: int, j: int) -> torch.Tensor:
+    def step(self, cache: StepCache, x: torch.Tensor, background: torch.Tensor,
+             class_vec: torch.Tensor | None, class_map: torch.Tensor | None, i: int, j: int) -> torch.Tensor:
         """``forward`` at (i, j): x [B, C], background [B, 2], class_vec [B, class_dim], class_map [B, 1]
         -> [B, C]."""
         out = x
@@ -153,7 +160,7 @@ class PixelSNAIL(nn.Module):
         self.stem_above = CausalConv2d(config.n_codes, c, (k // 2, k), top=k // 2, left=k // 2)
         self.stem_left = CausalConv2d(config.n_codes, c, ((k + 1) // 2, k // 2), top=(k + 1) // 2 - 1,
                                       left=k // 2)
-        self.class_embed = nn.Embedding(config.n_classes, config.class_dim)
+        self.class_embed = nn.Embedding(config.n_classes, config.class_dim) if config.class_dim else None
         self.class_map = (nn.Parameter(torch.zeros(config.n_classes, config.height, config.width))
                           if config.class_map else None)
         self.blocks = nn.ModuleList(PixelBlock(config) for _ in range(config.n_block))
@@ -187,9 +194,13 @@ class PixelSNAIL(nn.Module):
         if width != self.config.width or height > self.config.height:
             raise ValueError(f"a {height} x {width} code map does not fit the {self.config.height} x "
                              f"{self.config.width} map of this model")
-        out = self.stem_above(one_hot) + self.stem_left(one_hot)
+        above, left = self.stem_above(one_hot), self.stem_left(one_hot)
+        if self.config.shifted_stems:  # row 0 / column 0 read only padding: no bias there either
+            above = torch.cat([torch.zeros_like(above[:, :, :1]), above[:, :, 1:]], 2)
+            left = torch.cat([torch.zeros_like(left[..., :1]), left[..., 1:]], 3)
+        out = above + left
         background = self.background[:, :, :height].expand(one_hot.shape[0], -1, -1, -1)
-        class_vec = self.class_embed(labels)
+        class_vec = None if self.class_embed is None else self.class_embed(labels)
         class_map = None if self.class_map is None else self.class_map[labels, None, :height]
         for block in self.blocks:
             out = block(out, background, class_vec, class_map)
@@ -222,8 +233,14 @@ class PixelSNAIL(nn.Module):
         k = cfg.kernel_size
         stem = torch.zeros(cache.batch, cfg.height + k, cfg.width + 2 * k, cfg.channel, device=cache.device,
                            dtype=cache.dtype)
-        cache.buffers[self] = stem + (self.stem_above.bias + self.stem_left.bias)
-        cache.remember(self, "class_vec", lambda: self.class_embed(labels))
+        if cfg.shifted_stems:  # no bias of the stem above in row 0, none of the stem to the left in column 0
+            stem[:, 1:] += self.stem_above.bias
+            stem[:, :, k + 1 :] += self.stem_left.bias
+            cache.buffers[self] = stem
+        else:
+            cache.buffers[self] = stem + (self.stem_above.bias + self.stem_left.bias)
+        embed = self.class_embed
+        cache.remember(self, "class_vec", lambda: None if embed is None else embed(labels))
         if self.class_map is not None:
             cache.remember(self, "class_map", lambda: self.class_map[labels])  # [B, H, W]
         return cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from funcodec_lite.audio.mel_frontend import check_vocoder, recipe_front_end
@@ -23,8 +22,7 @@ def build_generator(run: FoleyRun) -> FoleyGenerator:
         ValueError: the vocoder's hop or input bands differ from the mel front end's.
     """
     mel_config = recipe_front_end().config
-    with np.load(run.exp / "codes" / "train.npz", allow_pickle=False) as archive:
-        class_names = archive["class_names"].tolist()
+    class_names = run.class_names
     vocoder = load_any_vocoder(run.vocoder_exp / "model")
     check_vocoder(mel_config, vocoder.hop_length, vocoder.config.num_mels, str(run.vocoder_exp))
     parts = {"prior": load_model_dir(run.exp / "prior" / "model", PixelSNAIL.model_kind),

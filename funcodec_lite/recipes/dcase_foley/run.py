@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
 from funcodec_lite.recipes.dcase_foley.codec_tokens import CodecTokensConfig
 from funcodec_lite.recipes.dcase_foley.config import FoleyRunConfig, settings_digest
 from funcodec_lite.utils.config import ConfigError
+from funcodec_lite.utils.weights import read_provenance
 
 
 @dataclass
@@ -136,9 +139,12 @@ class FoleyRun:
     @cached_property
     def vocoder_exp(self) -> Path:
         """``exp/vocoder_<preset>_<hash>`` (settings and training features), or for an imported official
-        generator ``exp/vocoder_official_<hash of its files>``, unless given explicitly."""
+        generator ``exp/vocoder_official_<hash of its files>``, unless given explicitly; a run directory with
+        its own ``vocoder/model`` (``codec convert --from dcase-baseline`` writes one) uses that."""
         if self.vocoder_override is not None:
             return self.vocoder_override
+        if self.exp is not None and (self.exp / "vocoder" / "model" / "model.safetensors").is_file():
+            return self.exp / "vocoder"
         if self.official is not None:
             return self._root / f"vocoder_official_{self.official.key()}"
         return self._root / self.config.vocoder_name(self.features_key)
@@ -162,6 +168,24 @@ class FoleyRun:
         last."""
         best = self.exp / "prior" / "best"
         return best if (best / "model.safetensors").is_file() else self.exp / "prior" / "model"
+
+    @property
+    def class_names(self) -> list[str]:
+        """The prior's classes in label order: those of the stage-3 code maps, or (a converted release, which
+        has none) those its provenance records.
+
+        Raises:
+            FileNotFoundError: neither is there.
+        """
+        codes = self.exp / "codes" / "train.npz"
+        if codes.is_file():
+            with np.load(codes, allow_pickle=False) as archive:
+                return archive["class_names"].tolist()
+        names = read_provenance(self.exp / "prior" / "model").get("class_names") \
+            if (self.exp / "prior" / "model" / "provenance.json").is_file() else None
+        if not names:
+            raise FileNotFoundError(f"{codes}: missing, run stage 3 first")
+        return list(names)
 
     def load_codec(self) -> Codec:
         """The codec-token path's codec (eval mode, CPU).
