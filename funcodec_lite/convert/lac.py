@@ -99,7 +99,8 @@ def convert_lac_file(path: str | Path) -> tuple[LAC, dict[str, Any]]:
     path = Path(path)
     if path.is_file() and _is_torch_package(path):
         raise ValueError(f"{path}: a torch.package archive (audiotools' package.pth: a pickled model with "
-                         "its code), not loaded for safety; convert the weights.pth saved beside it")
+                         "its code), not loaded for safety; convert a weights file (LAC.load(path).save(out, "
+                         "package=False) writes one)")
     state, kwargs = read_dac_file(path, family="LAC")
     if not any(".mrf_blocks." in key for key in state):
         hint = ("a DAC checkpoint: convert it with --from dac" if any(
