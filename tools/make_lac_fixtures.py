@@ -5,7 +5,7 @@ LAC (github.com/hugofloresgarcia/lac, the codec of VampNet's release: ``codec.pt
 tests cannot run it; this script does, once, and stores what the tests compare against. The reference is the
 commit ``REFERENCE_COMMIT`` of its repository, read from a local git clone (``--lac-repo``): its package
 (``lac/``) is extracted to a temporary directory and imported as it is. It needs ``descript-audiotools``
-and ``einops`` (test extras).
+(installed with ``descript-audio-codec``, a test extra) and ``einops`` (a test extra).
 
 What is made (seed 0):
 
