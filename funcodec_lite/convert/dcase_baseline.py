@@ -19,8 +19,10 @@ Every file is read with ``torch.load(weights_only=True)``; the prior's ``args`` 
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,11 @@ def vqvae_from_state(state: dict[str, torch.Tensor]) -> MelVQVAE:
     return model.eval()
 
 
+def vqvae_from_checkpoint(data: Any) -> MelVQVAE:
+    """`vqvae_from_state` of a loaded ``vqvae.pth`` (a state dict, optionally with DataParallel's prefix)."""
+    return vqvae_from_state(_state_dict(data, None, "DCASE baseline VQ-VAE"))
+
+
 # --- PixelSNAIL ----------------------------------------------------------------------------------------
 
 _PRIOR_RENAMES = [
@@ -297,8 +304,6 @@ def read_hifigan_config(path: str | Path | None) -> HiFiGANConfig:
     """
     if path is None:
         return hifigan_v1()
-    import json
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict):
@@ -330,7 +335,8 @@ class ConvertedBaseline:
     provenance: dict[str, dict[str, Any]]
 
 
-def _load(path: Path, convert, what: str) -> Any:
+def _load(path: Path, convert: Callable[[Any], Any]) -> Any:
+    """``convert`` of the checkpoint at ``path``; its errors are prefixed with the path."""
     try:
         return convert(read_checkpoint(path))
     except ValueError as err:
@@ -344,11 +350,10 @@ def convert_release(release: BaselineRelease) -> ConvertedBaseline:
     Raises:
         ValueError: a file that is not the expected model, unreadable, or models that do not fit (one line).
     """
-    vqvae = _load(release.vqvae, lambda data: vqvae_from_state(_state_dict(data, None, "DCASE baseline "
-                                                                                   "VQ-VAE")), "VQ-VAE")
-    prior, notes = _load(release.pixelsnail, pixelsnail_from_checkpoint, "PixelSNAIL")
+    vqvae = _load(release.vqvae, vqvae_from_checkpoint)
+    prior, notes = _load(release.pixelsnail, pixelsnail_from_checkpoint)
     vocoder_config = read_hifigan_config(release.hifigan_config)
-    vocoder = _load(release.hifigan, lambda data: hifigan_from_checkpoint(data, vocoder_config), "HiFi-GAN")
+    vocoder = _load(release.hifigan, lambda data: hifigan_from_checkpoint(data, vocoder_config))
     shape, codes = (prior.config.height, prior.config.width), prior.config.n_codes
     if codes != vqvae.config.codebook_size or shape != vqvae.code_map_shape:
         raise ValueError(f"{release.pixelsnail}: a prior over {shape[0]} x {shape[1]} maps of {codes} codes "
@@ -365,12 +370,18 @@ def convert_release(release: BaselineRelease) -> ConvertedBaseline:
 
     provenance = {
         "vqvae": source(release.vqvae),
-        "prior": {**source(release.pixelsnail), "class_names": list(CLASS_NAMES[: prior.config.n_classes]),
-                  **notes},
+        "prior": {**source(release.pixelsnail), "class_names": class_names(prior.config.n_classes), **notes},
         "vocoder": {**source(release.hifigan), "imported_from": str(release.hifigan),
                     **({"config_file": str(release.hifigan_config)} if release.hifigan_config else {})},
     }
     return ConvertedBaseline(vqvae, prior, vocoder, provenance)
+
+
+def class_names(n_classes: int) -> list[str]:
+    """The baseline's class names for its labels 0..n_classes - 1 (``class_<i>`` beyond its seven)."""
+    if n_classes <= len(CLASS_NAMES):
+        return CLASS_NAMES[:n_classes]
+    return [f"class_{i}" for i in range(n_classes)]
 
 
 def write_model_dirs(converted: ConvertedBaseline, out_dir: str | Path) -> dict[str, Path]:
