@@ -1,8 +1,8 @@
 """Reference libraries the tests compare against (test extras): imported, or the test is skipped.
 
-The ``encodec`` package imports torchaudio; where torchaudio cannot load (see `import_reference`), encodec
-is imported against `torchaudio_standin`, a test-only module that stands in for torchaudio while encodec
-imports and is taken out of ``sys.modules`` again afterwards.
+The ``encodec``, ``dac`` (descript-audiotools) and ``funcodec`` packages import torchaudio; where torchaudio
+cannot load (see `import_reference`), they are imported against `torchaudio_standin`, a test-only module
+that stands in for torchaudio while they import and is taken out of ``sys.modules`` again afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ import torch
 from torch import nn
 
 STANDIN_MARK = "__funcodec_lite_test_standin__"
+# Reference packages that import torchaudio at import time but whose models never call it (the tests use
+# their model classes only), -> the packages they drag in that import it too: imported against the
+# stand-in where torchaudio cannot load.
+IMPORT_WITH_STANDIN: dict[str, tuple[str, ...]] = {
+    "encodec": (),
+    "dac": ("audiotools",),  # descript-audio-codec, through descript-audiotools
+    "audiotools": (),
+    "funcodec": (),
+}
 
 
 def import_reference(name: str) -> ModuleType:
@@ -27,14 +36,17 @@ def import_reference(name: str) -> ModuleType:
     on (2.13): pip installs it as encodec's dependency, and its compiled extension then fails with OSError
     (``pytest.importorskip`` only skips on ImportError). encodec (and its submodules) is then imported
     against `torchaudio_standin` instead, so the EnCodec comparisons still run; torchaudio itself, and any
-    other module that fails, is skipped. Usable at module level too.
+    other module that fails, is skipped. The same holds for the other packages of `IMPORT_WITH_STANDIN`,
+    whose model code never calls torchaudio. Usable at module level too.
     """
     before = set(sys.modules)
     try:
         return importlib.import_module(name)
     except (ImportError, OSError) as err:
-        if name.partition(".")[0] == "encodec" and _torchaudio_unloadable():
-            _forget_modules_since(before, "encodec")  # half-imported leftovers of the failed attempt
+        package = name.partition(".")[0]
+        if package in IMPORT_WITH_STANDIN and _torchaudio_unloadable():
+            for leftover in (package, *IMPORT_WITH_STANDIN[package]):  # half-imported by the failed attempt
+                _forget_modules_since(before, leftover)
             return _import_with_torchaudio_standin(name)
         _skip(name, err)
 
@@ -134,6 +146,44 @@ class Spectrogram(nn.Module):
         return spec.abs() if self.power == 1.0 else spec.abs().pow(self.power)
 
 
+class InverseSpectrogram(nn.Module):
+    """torchaudio.transforms.InverseSpectrogram (FunCodec's FreqCodec and STFT-domain models decode with
+    it): a complex [..., n_fft // 2 + 1, frames] spectrum back to [..., T] by torch.istft, as
+    torchaudio.functional.inverse_spectrogram does: ``normalized`` True or "window" multiplies by the
+    window's L2 norm first, "frame_length" is torch.istft's normalization; ``pad`` samples are cut from both
+    ends (``length`` is the length after that cut)."""
+
+    def __init__(self, n_fft: int = 400, win_length: int | None = None, hop_length: int | None = None,
+                 pad: int = 0, window_fn: Callable[..., torch.Tensor] = torch.hann_window,
+                 normalized: bool | str = False, wkwargs: dict | None = None, center: bool = True,
+                 pad_mode: str = "reflect", onesided: bool = True):
+        super().__init__()
+        if normalized not in (True, False, "window", "frame_length"):
+            raise ValueError(f"normalized must be a bool, 'window' or 'frame_length', got {normalized!r}")
+        self.n_fft = n_fft
+        self.win_length = win_length if win_length is not None else n_fft
+        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
+        window = window_fn(self.win_length) if wkwargs is None else window_fn(self.win_length, **wkwargs)
+        self.register_buffer("window", window)  # as torchaudio: part of the state dict
+        self.pad, self.normalized, self.center, self.onesided = pad, normalized, center, onesided
+
+    def forward(self, spectrogram: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        if not spectrogram.is_complex():
+            raise ValueError("expected a complex spectrogram")
+        if self.normalized is True or self.normalized == "window":
+            spectrogram = spectrogram * self.window.pow(2.0).sum().sqrt()
+        shape = spectrogram.shape
+        total = length + 2 * self.pad if length is not None else None
+        wav = torch.istft(spectrogram.reshape(-1, shape[-2], shape[-1]), n_fft=self.n_fft,
+                          hop_length=self.hop_length, win_length=self.win_length, window=self.window,
+                          center=self.center, normalized=self.normalized == "frame_length",
+                          onesided=self.onesided, length=total,
+                          return_complex=False)
+        if self.pad > 0:
+            wav = wav[:, self.pad:-self.pad]
+        return wav.reshape(shape[:-2] + wav.shape[-1:])
+
+
 class Resample(nn.Module):
     """torchaudio.transforms.Resample with its defaults only (sinc_interp_hann, 6 zero crossings, rolloff
     0.99): the Hann-windowed sinc of `funcodec_lite.audio.filters.sinc_resample`, but evaluated as the
@@ -197,6 +247,7 @@ def torchaudio_standin() -> ModuleType:
     module = ModuleType("torchaudio", "TEST-ONLY stand-in for torchaudio (tests/reference_libs.py)")
     transforms = ModuleType("torchaudio.transforms")
     transforms.Spectrogram, transforms.Resample = Spectrogram, Resample
+    transforms.InverseSpectrogram = InverseSpectrogram
     module.transforms, module.load, module.save = transforms, load, save
     module.__version__ = "test-standin"
     setattr(module, STANDIN_MARK, True)

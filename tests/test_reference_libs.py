@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reference_libs import Resample, Spectrogram, import_reference, is_standin, load, save, torchaudio_standin
+from reference_libs import (
+    InverseSpectrogram,
+    Resample,
+    Spectrogram,
+    import_reference,
+    is_standin,
+    load,
+    save,
+    torchaudio_standin,
+)
 
 # encodec's msstftd settings first (normalized, uncentred, complex), then torchaudio's other options
 SPECTROGRAMS = [
@@ -37,6 +46,21 @@ def test_spectrogram_equals_torchaudio(options):
     assert list(ours.state_dict()) == list(ref.state_dict()) == ["window"]
     expected, got = ref(wav), ours(wav)
     assert got.shape == expected.shape and got.dtype == expected.dtype
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("normalized,pad,length", [(False, 0, None), (False, 0, 4321), (True, 0, 4500),
+                                                    ("frame_length", 3, 4400)])
+def test_inverse_spectrogram_equals_torchaudio(normalized, pad, length):
+    """FunCodec's FreqCodec decodes with InverseSpectrogram: the stand-in's must be torchaudio's."""
+    torchaudio = import_reference("torchaudio")
+    assert not is_standin(torchaudio)
+    options = {"n_fft": 512, "hop_length": 160, "pad": pad, "normalized": normalized}
+    spectrum = torchaudio.transforms.Spectrogram(power=None, **options)(_wav(2, 1, 4500))
+    ref, ours = torchaudio.transforms.InverseSpectrogram(**options), InverseSpectrogram(**options)
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["window"]
+    expected, got = ref(spectrum, length), ours(spectrum, length)
+    assert got.shape == expected.shape and expected.shape[-1] > 4000
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
@@ -82,11 +106,12 @@ def test_resample_and_audio_files(tmp_path):
         save(tmp_path / "b.wav", wav, sample_rate=24000, encoding="ULAW", bits_per_sample=8)
 
 
-def test_standin_offers_only_what_encodec_uses():
+def test_standin_offers_only_what_the_reference_packages_use():
     module = torchaudio_standin()
     assert is_standin(module) and module.__name__ == "torchaudio"
     assert {k for k in vars(module) if not k.startswith("_")} == {"transforms", "load", "save"}
-    assert {k for k in vars(module.transforms) if not k.startswith("_")} == {"Spectrogram", "Resample"}
+    offered = {k for k in vars(module.transforms) if not k.startswith("_")}
+    assert offered == {"Spectrogram", "InverseSpectrogram", "Resample"}
 
 
 def test_encodec_imports_through_the_standin_and_nothing_else_sees_it():
