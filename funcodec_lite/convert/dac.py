@@ -19,23 +19,27 @@ that do not fit the config) are ValueError with one line naming the problem.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
 from funcodec_lite.codec.families.dac import DAC, DACConfig
+from funcodec_lite.convert.checked_load import load_checked
+from funcodec_lite.utils.torch_files import (
+    first_line,
+    numpy_scalar_globals,
+    plain,
+    read_torch_file,
+    source_provenance,
+)
 
 # the keyword arguments of DAC's DAC class (descript-audio-codec 1.0.0) -> DACConfig fields
-DAC_KWARGS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim", "decoder_dim", "decoder_rates",
-              "n_codebooks", "codebook_size", "codebook_dim")
 TRAINING_ONLY_KWARGS = ("quantizer_dropout",)
-# DAC's defaults for kwargs a file leaves out (the 44.1 kHz model)
+ConfigT = TypeVar("ConfigT", bound=DACConfig)
+# DAC's keyword arguments, with its defaults for those a file leaves out (the 44.1 kHz model)
 DAC_DEFAULTS: dict[str, Any] = {"sample_rate": 44100, "encoder_dim": 64, "encoder_rates": [2, 4, 8, 8],
                                 "latent_dim": None, "decoder_dim": 1536, "decoder_rates": [8, 8, 4, 2],
                                 "n_codebooks": 9, "codebook_size": 1024, "codebook_dim": 8}
@@ -58,29 +62,12 @@ HF_KEYS: dict[str, tuple[str, Any]] = {
 
 # ---------------------------------------------------------------------------------------------------
 # Reading DAC's release file
-def _numpy_scalar_globals() -> list[Any]:
-    """The numpy objects a pickled numpy scalar needs (its reconstructor, ``dtype`` and dtype classes)."""
-    core = getattr(np, "_core", None) or np.core
-    dtype_classes = [type(np.dtype(code)) for code in "?bhilqBHILQefdg"]
-    return [core.multiarray.scalar, np.dtype, *dtype_classes]
-
-
-def _plain(value: Any) -> Any:
-    """Numpy scalars → Python numbers, recursively through lists, tuples and dicts."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def read_dac_file(path: str | Path, family: str = "DAC") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_dac_file(path: str | Path, family: str = "DAC", package_message: str | None = None
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict, metadata kwargs) of a DAC release file, read with ``torch.load(weights_only=True)``.
 
     Any model saved by audiotools' ``BaseModel.save(..., package=False)`` has this layout (LAC's too);
-    ``family`` names the model in the messages.
+    ``family`` names the model in the messages; ``package_message`` refuses a ``torch.package`` archive.
 
     Raises:
         ValueError: no such file, a file torch cannot read (truncated, not a checkpoint), an object in it
@@ -88,14 +75,9 @@ def read_dac_file(path: str | Path, family: str = "DAC") -> tuple[dict[str, torc
             (no ``state_dict`` + ``metadata.kwargs``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        data = _load_with_numpy_scalars(path, err, family)
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    data = read_torch_file(path, numpy_scalar_globals(),
+                           expected=f"a {family} checkpoint of tensors and plain metadata",
+                           package_message=package_message)
     if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise ValueError(f"{path}: not a {family} checkpoint (expected a dict with 'state_dict' and "
                          f"'metadata'; found {_describe(data)})")
@@ -106,26 +88,7 @@ def read_dac_file(path: str | Path, family: str = "DAC") -> tuple[dict[str, torc
     state = data["state_dict"]
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path}: not a {family} checkpoint ('state_dict' is not a map of names to tensors)")
-    return state, _plain(metadata["kwargs"])
-
-
-def _load_with_numpy_scalars(path: Path, error: Exception, family: str = "DAC") -> Any:
-    """A second ``weights_only`` read that also allows numpy scalars, if those are all the file needs."""
-    try:
-        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception as err:  # unreadable in another way: report the first error
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(error)})") from err
-    allowed = _numpy_scalar_globals()
-    names = {f"{obj.__module__}.{obj.__qualname__}" for obj in allowed}
-    refused = [name for name in needed if name not in names]
-    if refused:
-        raise ValueError(f"{path}: holds objects that are not loaded for safety ({', '.join(refused[:3])}); "
-                         f"expected a {family} checkpoint of tensors and plain metadata")
-    try:
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    return state, plain(metadata["kwargs"])
 
 
 def dac_config_from_kwargs(kwargs: Mapping[str, Any], weight_norm: bool = True) -> DACConfig:
@@ -134,14 +97,26 @@ def dac_config_from_kwargs(kwargs: Mapping[str, Any], weight_norm: bool = True) 
     Raises:
         ValueError: an option DAC's model does not have (named), or a value of the wrong type.
     """
-    unknown = sorted(set(kwargs) - set(DAC_KWARGS) - set(TRAINING_ONLY_KWARGS))
+    return config_from_kwargs(kwargs, DAC_DEFAULTS, DACConfig, "DAC", weight_norm)
+
+
+def config_from_kwargs(kwargs: Mapping[str, Any], defaults: Mapping[str, Any], config_class: type[ConfigT],
+                       family: str, weight_norm: bool) -> ConfigT:
+    """``config_class`` of an audiotools model's ``metadata['kwargs']`` (DAC's, LAC's): the options named in
+    ``defaults`` (missing ones take those values), training-only options ignored.
+
+    Raises:
+        ValueError: an option ``defaults`` does not have (named), or a value ``config_class`` refuses.
+    """
+    unknown = sorted(set(kwargs) - set(defaults) - set(TRAINING_ONLY_KWARGS))
     if unknown:
-        raise ValueError(f"unsupported DAC option {unknown[0]!r} (supported: {', '.join(DAC_KWARGS)})")
-    values = {**DAC_DEFAULTS, **{k: v for k, v in kwargs.items() if k in DAC_KWARGS}}
+        raise ValueError(f"unsupported {family} option {unknown[0]!r} (supported: {', '.join(defaults)})")
+    values = {**defaults, **{k: v for k, v in kwargs.items() if k in defaults}}
     try:
-        return DACConfig(**_as_ints(values), weight_norm=weight_norm)
+        return config_class(**_as_ints(values), weight_norm=weight_norm)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"unsupported DAC config ({_first_line(err)})") from err
+        detail = re.sub(r"^(unsupported )?[DL]AC config:? ", "", first_line(err))
+        raise ValueError(f"unsupported {family} config ({detail})") from err
 
 
 def _as_ints(values: dict[str, Any]) -> dict[str, Any]:
@@ -174,9 +149,7 @@ def convert_dac_file(path: str | Path) -> tuple[DAC, dict[str, Any]]:
         model = dac_from_state_dict(state, config, layout="dac")
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    provenance = {"source": "dac", "source_file": str(path.resolve()), "sha256": file_sha256(path),
-                  "source_config": kwargs}
-    return model, provenance
+    return model, source_provenance(path, "dac", source_config=kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -204,7 +177,7 @@ def dac_config_from_hf(config: Mapping[str, Any], weight_norm: bool = False) -> 
     try:
         return DACConfig(**values, weight_norm=weight_norm)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"unsupported DAC config ({_first_line(err)})") from err
+        raise ValueError(f"unsupported DAC config ({first_line(err)})") from err
 
 
 def dac_from_hf(config: dict, state_dict: dict) -> DAC:
@@ -320,7 +293,6 @@ def load_renamed(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
         ValueError: missing or unexpected keys, or wrong shapes (the first ones named; ``what`` names the
             model).
     """
-    ours = model.state_dict()
     converted: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for key, value in state_dict.items():
@@ -329,18 +301,7 @@ def load_renamed(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
             unexpected.append(key)
             continue
         converted[f"{renames[module]}.{_PARAMETER_NAMES.get(name, name)}"] = value
-    unexpected += sorted(set(converted) - set(ours))
-    missing = sorted(set(ours) - set(converted))
-    if missing or unexpected:
-        raise ValueError(f"weights do not fit {what}: "
-                         f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}, "
-                         f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
-    wrong = [k for k, v in converted.items() if tuple(v.shape) != tuple(ours[k].shape)]
-    if wrong:
-        raise ValueError(f"weights do not fit {what}: {wrong[0]} has "
-                         f"shape {tuple(converted[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}")
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
-    return model.eval()
+    return load_checked(model, converted, f"weights do not fit {what}", unexpected)
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -356,22 +317,9 @@ def _short(config: DACConfig) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _describe(data: Any) -> str:
     if isinstance(data, dict):
         keys = list(data)[:3]
         return f"a dict with keys {keys}{' ...' if len(data) > 3 else ''}"
     return type(data).__name__
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]

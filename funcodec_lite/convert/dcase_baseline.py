@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from funcodec_lite.convert.dac import file_sha256
+from funcodec_lite.convert.checked_load import load_checked
 from funcodec_lite.foley.vqvae import MelVQVAE, MelVQVAEConfig
 from funcodec_lite.lm.pixelsnail import PixelSNAIL, PixelSNAILConfig
+from funcodec_lite.utils.torch_files import read_torch_file, source_provenance
 from funcodec_lite.utils.weights import save_model_dir
 from funcodec_lite.vocoders.hifigan import (
     HiFiGANConfig,
@@ -49,8 +48,6 @@ CLASS_NAMES = ["DogBark", "Footstep", "GunShot", "Keyboard", "MovingMotorVehicle
 MODEL_DIRS = {"vqvae": Path("vqvae/model"), "prior": Path("prior/model"), "vocoder": Path("vocoder/model")}
 ATTENTION_HEADS = 8  # the baseline's CausalAttention default, not stored in the checkpoint
 CONDITION_SHAPE = (20, 86)  # the baseline's embedNet output, reshaped to this map whatever the prior's shape
-_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError,
-                IndexError, TypeError)
 
 
 def read_checkpoint(path: str | Path) -> Any:
@@ -59,16 +56,7 @@ def read_checkpoint(path: str | Path) -> Any:
     Raises:
         ValueError: no such file, or not a readable PyTorch checkpoint (e.g. truncated), in one line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except _READ_ERRORS as err:
-        text = str(err).strip().splitlines()
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({text[0][:160] if text else repr(err)})"
-                         ) from err
+    return read_torch_file(path, [argparse.Namespace])
 
 
 def _state_dict(data: Any, wrapper: str | None, what: str) -> dict[str, torch.Tensor]:
@@ -100,23 +88,9 @@ def _count(state: dict[str, torch.Tensor], pattern: str, start: int = 0) -> int:
     return n
 
 
-def load_exact(model: nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
-    """Loads ``tensors`` into ``model`` after checking that the keys and shapes match one to one.
-
-    Raises:
-        ValueError: a missing or unexpected key or a shape mismatch (one line naming the first).
-    """
-    target = model.state_dict()
-    missing = sorted(set(target) - set(tensors))
-    unexpected = sorted(set(tensors) - set(target))
-    if missing or unexpected:
-        detail = f"lacks {missing[0]!r}" if missing else f"has an unexpected {unexpected[0]!r}"
-        raise ValueError(f"not a {what} checkpoint of the baseline's layout (converted, it {detail})")
-    for key, value in tensors.items():
-        if tuple(value.shape) != tuple(target[key].shape):
-            raise ValueError(f"not a {what} checkpoint of the baseline's layout ({key}: shape "
-                             f"{tuple(value.shape)}, expected {tuple(target[key].shape)})")
-    model.load_state_dict({key: value.to(target[key].dtype) for key, value in tensors.items()}, strict=True)
+def _load_exact(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Loads ``tensors`` into ``model`` if keys and shapes match one to one (else one line naming one)."""
+    load_checked(model, tensors, f"not a {what} checkpoint of the baseline's layout (converted)")
 
 
 # --- VQ-VAE --------------------------------------------------------------------------------------------
@@ -164,7 +138,7 @@ def vqvae_from_state(state: dict[str, torch.Tensor]) -> MelVQVAE:
     tensors[codebook + "cluster_size"] = state.get("quantize_b.cluster_size", torch.zeros(embed.shape[1]))
     tensors[codebook + "inited"] = torch.ones(1)
     tensors["quantizer.step"] = torch.zeros((), dtype=torch.long)
-    load_exact(model, tensors, what)
+    _load_exact(model, tensors, what)
     return model.eval()
 
 
@@ -266,7 +240,7 @@ def pixelsnail_from_checkpoint(data: Any) -> tuple[PixelSNAIL, dict[str, Any]]:
         elif name.endswith(".weight_v") and value.dim() == 2:  # wn_linear [out, in] -> 1 x 1 conv
             value = value[:, :, None, None]
         tensors[name] = value
-    load_exact(model, tensors, what)
+    _load_exact(model, tensors, what)
     notes = {"training_args": args, "dropped": dropped,
              "dropped_why": "cond_resnet is built but never called by the baseline's forward; embedNet is "
                             "evaluated per class into class_map"}
@@ -290,7 +264,7 @@ def hifigan_from_checkpoint(data: Any, config: HiFiGANConfig | None = None) -> H
     folded = not any(".parametrizations." in key for key in converted)
     if folded:
         model.remove_weight_norm()
-    load_exact(model, converted, what)
+    _load_exact(model, converted, what)
     if folded:
         model.restore_weight_norm()
     return model.eval()
@@ -362,11 +336,10 @@ def convert_release(release: BaselineRelease) -> ConvertedBaseline:
     if vocoder.config.num_mels != vqvae.config.n_mels:
         raise ValueError(f"{release.hifigan}: a vocoder of {vocoder.config.num_mels} mel bands for "
                          f"{vqvae.config.n_mels}-band mels")
-    common = {"source": "dcase2023_task7_baseline", "reference": REFERENCE,
-              "reference_commit": REFERENCE_COMMIT}
 
     def source(path: Path) -> dict[str, str]:
-        return {**common, "source_file": str(path.resolve()), "sha256": file_sha256(path)}
+        return source_provenance(path, "dcase2023_task7_baseline", reference=REFERENCE,
+                                 reference_commit=REFERENCE_COMMIT)
 
     provenance = {
         "vqvae": source(release.vqvae),

@@ -9,28 +9,38 @@ import torch
 
 from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.codec.model import Codec
+from funcodec_lite.convert.checked_load import load_checked
 
 SUPPORTED_PRESETS = ("encodec_24khz",)
 
 # Renames, applied in order, from EnCodec's module paths to ours.  EnCodec wraps each conv twice
 # (SConv1d.conv = NormConv1d, NormConv1d.conv = nn.Conv1d) and uses the old weight_norm hook
 # (weight_g / weight_v); ours is one StreamableConv1d around an nn.Conv1d with the parametrization API.
-_RENAMES: tuple[tuple[str, str], ...] = (
+# The encoder/decoder's Sequential and the conv wrappers (shared with FunCodec, which wraps convs alike):
+CONV_RENAMES: tuple[tuple[str, str], ...] = (
     (r"^(encoder|decoder)\.model\.", r"\1.layers."),
-    (r"\.block\.(\d+)\.", r".block.layers.\1."),
     (r"\.(conv|convtr)\.\1\.weight_g$", r".\1.parametrizations.weight.original0"),
     (r"\.(conv|convtr)\.\1\.weight_v$", r".\1.parametrizations.weight.original1"),
     (r"\.(conv|convtr)\.\1\.(weight|bias)$", r".\1.\2"),
     (r"\.(conv|convtr)\.norm\.", r".norm."),
+)
+_RENAMES: tuple[tuple[str, str], ...] = (
+    *CONV_RENAMES,
+    (r"\.block\.(\d+)\.", r".block.layers.\1."),
     (r"^quantizer\.vq\.layers\.(\d+)\._codebook\.", r"quantizer.layers.\1."),
 )
 
 
-def encodec_key_to_ours(key: str) -> str:
-    """Maps one EnCodec state-dict key to the matching ``Codec`` key."""
-    for pattern, replacement in _RENAMES:
+def rename_key(key: str, renames: tuple[tuple[str, str], ...]) -> str:
+    """``key`` after each ``(pattern, replacement)`` of ``renames`` in turn (``re.sub``)."""
+    for pattern, replacement in renames:
         key = re.sub(pattern, replacement, key)
     return key
+
+
+def encodec_key_to_ours(key: str) -> str:
+    """Maps one EnCodec state-dict key to the matching ``Codec`` key."""
+    return rename_key(key, _RENAMES)
 
 
 def encodec_to_codec(state_dict: Mapping[str, torch.Tensor], preset: str = "encodec_24khz") -> Codec:
@@ -56,17 +66,7 @@ def encodec_to_codec(state_dict: Mapping[str, torch.Tensor], preset: str = "enco
         converted[encodec_key_to_ours(key)] = value
     for key in _own_bookkeeping(codec):
         converted.setdefault(key, ours[key])
-    missing = sorted(set(ours) - set(converted))
-    unexpected = sorted(set(converted) - set(ours))
-    if missing or unexpected:
-        raise ValueError(f"state dict does not match {preset}: "
-                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    wrong = [k for k, v in converted.items() if v.shape != ours[k].shape]
-    if wrong:
-        raise ValueError(f"state dict does not match {preset}: shape of {wrong[0]} is "
-                         f"{tuple(converted[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}")
-    codec.load_state_dict(converted, strict=True)
-    return codec.eval()
+    return load_checked(codec, converted, f"state dict does not match {preset}")
 
 
 def _own_bookkeeping(codec: Codec) -> list[str]:

@@ -21,6 +21,7 @@ from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.model import Codec
 from funcodec_lite.convert.encodec import encodec_key_to_ours
 from funcodec_lite.convert.funcodec_common import (
+    coder_sections,
     load_generator,
     quantizer_key_to_ours,
     quantizer_section,
@@ -70,12 +71,7 @@ def funcodec_config(config: Mapping[str, Any]) -> tuple[CodecConfig, bool]:
             raise ValueError(f"{part} {config.get(part)!r} is not supported; expected {expected!r}")
     refuse_unknown(config, "encoder_conf", set(SEANET_DEFAULTS) | {"input_size"})
     refuse_unknown(config, "decoder_conf", set(SEANET_DEFAULTS) | {"input_size", "channels"})
-    enc = {**SEANET_DEFAULTS, **(config.get("encoder_conf") or {})}
-    dec = {**SEANET_DEFAULTS, **(config.get("decoder_conf") or {})}
-    for name in _SHARED:
-        if enc[name] != dec[name]:
-            raise ValueError(f"encoder_conf.{name} ({enc[name]!r}) differs from decoder_conf.{name} "
-                             f"({dec[name]!r}); funcodec_lite builds both from one SEANet config")
+    enc, dec = coder_sections(config, SEANET_DEFAULTS, SEANET_DEFAULTS, _SHARED, "SEANet config")
     _refuse_unsupported(enc, dec)
     sample_rate = int(config.get("sampling_rate") or model_conf.get("target_sample_hz") or 16000)
     data = {

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from funcodec_lite.convert.checked_load import load_checked
+
 # FunCodec's costume_quantizer defaults (funcodec/models/quantizer/costume_quantizer.py).
 QUANTIZER_DEFAULTS: dict[str, Any] = {
     "codebook_size": 1024, "num_quantizers": 8, "ema_decay": 0.95, "kmeans_init": False,
@@ -67,6 +69,24 @@ def refuse_unknown(config: Mapping[str, Any], section: str, known: set[str]) -> 
         raise ValueError(f"{section}: option(s) funcodec_lite does not know: {unknown}")
 
 
+def coder_sections(config: Mapping[str, Any], encoder_defaults: Mapping[str, Any],
+                   decoder_defaults: Mapping[str, Any], shared: tuple[str, ...], what: str
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``encoder_conf`` and ``decoder_conf`` over their defaults, checked to agree on the options in
+    ``shared`` (funcodec_lite builds encoder and decoder from one ``what``).
+
+    Raises:
+        ValueError: the first option in ``shared`` whose values differ (named, with both values).
+    """
+    enc = {**encoder_defaults, **(config.get("encoder_conf") or {})}
+    dec = {**decoder_defaults, **(config.get("decoder_conf") or {})}
+    for name in shared:
+        if enc[name] != dec[name]:
+            raise ValueError(f"encoder_conf.{name} ({enc[name]!r}) differs from decoder_conf.{name} "
+                             f"({dec[name]!r}); funcodec_lite builds both from one {what}")
+    return enc, dec
+
+
 def quantizer_key_to_ours(key: str) -> str | None:
     """Our key for one per-layer FunCodec quantizer key (``quantizer.rq.model.layers.{i}._codebook.*``)."""
     match = _LAYER_KEY.fullmatch(key)
@@ -92,13 +112,4 @@ def load_generator(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
         elif key.startswith(("encoder.", "decoder.", "quantizer.")) and not _is_quantizer_key(key):
             unknown.append(key)
     converted.setdefault("quantizer.step", ours["quantizer.step"])
-    missing = sorted(set(ours) - set(converted))
-    unexpected = sorted(set(converted) - set(ours)) + unknown
-    if missing or unexpected:
-        raise ValueError(f"checkpoint does not match its config: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
-    wrong = [k for k, v in converted.items() if v.shape != ours[k].shape]
-    if wrong:
-        raise ValueError(f"checkpoint does not match its config: {wrong[0]} has shape "
-                         f"{tuple(converted[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}")
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
+    load_checked(model, converted, "checkpoint does not match its config", unknown)

@@ -8,7 +8,6 @@ RVQ. Any other option is refused with one line that names it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,13 @@ import torch
 
 from funcodec_lite.audio.funcodec_domain import FUNCODEC_DOMAINS
 from funcodec_lite.codec.families.funcodec_freq import FunCodecFreq, FunCodecFreqConfig
-from funcodec_lite.convert.funcodec_common import load_generator, quantizer_section
+from funcodec_lite.convert.encodec import CONV_RENAMES, rename_key
+from funcodec_lite.convert.funcodec_common import (
+    coder_sections,
+    load_generator,
+    quantizer_section,
+    refuse_unknown,
+)
 from funcodec_lite.modules.funcodec_freq import FunCodecFreqNetConfig
 from funcodec_lite.quantization.rvq import RVQConfig
 
@@ -45,22 +50,13 @@ MODEL_DEFAULTS: dict[str, Any] = {
 _SHARED = ("n_filters", "ratios", "n_residual_layers", "activation", "activation_params", "norm",
            "norm_params", "kernel_size", "last_kernel_size", "residual_kernel_size", "dilation_base",
            "causal", "pad_mode", "true_skip", "compress", "seq_model", "seq_layer_num", "res_seq")
-# FunCodec's module paths → ours: SConv2d.conv (NormConv2d).conv (nn.Conv2d) is one PaddedConv2d around an
-# nn.Conv2d; old-style weight norm (weight_g / weight_v) becomes the parametrization API.
-_RENAMES: tuple[tuple[str, str], ...] = (
-    (r"^(encoder|decoder)\.model\.", r"\1.layers."),
-    (r"\.(conv|convtr)\.\1\.weight_g$", r".\1.parametrizations.weight.original0"),
-    (r"\.(conv|convtr)\.\1\.weight_v$", r".\1.parametrizations.weight.original1"),
-    (r"\.(conv|convtr)\.\1\.(weight|bias)$", r".\1.\2"),
-    (r"\.(conv|convtr)\.norm\.", r".norm."),
-)
 
 
 def freq_key_to_ours(key: str) -> str:
-    """Our key for one FunCodec ``encoder.model.*`` / ``decoder.model.*`` key of a FreqCodec."""
-    for pattern, replacement in _RENAMES:
-        key = re.sub(pattern, replacement, key)
-    return key
+    """Our key for one FunCodec ``encoder.model.*`` / ``decoder.model.*`` key of a FreqCodec: EnCodec's conv
+    renames (SConv2d.conv (NormConv2d).conv (nn.Conv2d) is one PaddedConv2d around an nn.Conv2d; old-style
+    weight norm, weight_g / weight_v, becomes the parametrization API)."""
+    return rename_key(key, CONV_RENAMES)
 
 
 def _as_pairs(value: Any) -> list[list[int]]:
@@ -85,16 +81,9 @@ def funcodec_freq_config(config: Mapping[str, Any]) -> tuple[FunCodecFreqConfig,
     for section, known in (("encoder_conf", set(ENCODER_2D_DEFAULTS) | {"input_size"}),
                            ("decoder_conf", set(DECODER_2D_DEFAULTS) | {"input_size"}),
                            ("model_conf", set(MODEL_DEFAULTS) | {"input_size"})):
-        unknown = sorted(set(config.get(section) or {}) - known)
-        if unknown:
-            raise ValueError(f"{section}: option(s) funcodec_lite does not know: {unknown}")
-    enc = {**ENCODER_2D_DEFAULTS, **(config.get("encoder_conf") or {})}
-    dec = {**DECODER_2D_DEFAULTS, **(config.get("decoder_conf") or {})}
+        refuse_unknown(config, section, known)
+    enc, dec = coder_sections(config, ENCODER_2D_DEFAULTS, DECODER_2D_DEFAULTS, _SHARED, "config")
     model = {**MODEL_DEFAULTS, **(config.get("model_conf") or {})}
-    for name in _SHARED:
-        if enc[name] != dec[name]:
-            raise ValueError(f"encoder_conf.{name} ({enc[name]!r}) differs from decoder_conf.{name} "
-                             f"({dec[name]!r}); funcodec_lite builds both from one config")
     domain = _domain(model)
     channels = FUNCODEC_DOMAINS[domain]
     if config.get("input_size") != channels or dec["channels"] != channels:

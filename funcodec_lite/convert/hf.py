@@ -26,7 +26,9 @@ from safetensors.torch import load_file
 
 from funcodec_lite.codec.config import CodecConfig
 from funcodec_lite.codec.model import Codec
-from funcodec_lite.utils.config import ConfigError
+from funcodec_lite.convert.checked_load import load_checked
+from funcodec_lite.utils.config import ConfigError, read_mapping_file
+from funcodec_lite.utils.torch_files import file_sha256, first_line
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -67,15 +69,7 @@ def read_hf_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.
     if not directory.is_dir():
         raise ValueError(f"{directory}: not a directory (expected one saved by transformers' "
                          f"save_pretrained, with {CONFIG_NAME} and {WEIGHTS_NAME})")
-    config_path = directory / CONFIG_NAME
-    if not config_path.is_file():
-        raise ValueError(f"{config_path}: no such file")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path}: not a JSON file ({_first_line(error)})") from error
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: expected a JSON object")
+    config = read_mapping_file(directory / CONFIG_NAME)
     if (directory / WEIGHTS_NAME).is_file():
         files = [directory / WEIGHTS_NAME]
     elif (directory / INDEX_NAME).is_file():
@@ -84,7 +78,7 @@ def read_hf_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.
             files = [directory / name for name in sorted(set(weight_map.values()))]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{directory / INDEX_NAME}: not a safetensors index "
-                             f"({_first_line(error)})") from error
+                             f"({first_line(error, 300)})") from error
     else:
         raise ValueError(f"{directory}: no {WEIGHTS_NAME} (or {INDEX_NAME})")
     state: dict[str, torch.Tensor] = {}
@@ -94,7 +88,7 @@ def read_hf_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.
         try:
             state.update(load_file(str(path)))
         except Exception as error:  # safetensors raises several types for corrupt files
-            raise ValueError(f"{path}: unreadable safetensors file ({_first_line(error)})") from error
+            raise ValueError(f"{path}: unreadable safetensors file ({first_line(error, 300)})") from error
     return config, state
 
 
@@ -134,9 +128,7 @@ def convert_hf_dir(directory: str | Path) -> tuple[Any, dict[str, Any]]:
     try:
         model = convert(config, state)
     except (ValueError, ConfigError, KeyError, TypeError) as error:
-        raise ValueError(f"{directory}: {_first_line(error)}") from error
-    from funcodec_lite.convert.dac import file_sha256
-
+        raise ValueError(f"{directory}: {first_line(error, 300)}") from error
     files = sorted(path.name for path in directory.glob("*.safetensors"))
     provenance = {"source": "hf", "source_dir": str(directory.resolve()), "model_type": model_type,
                   "architectures": config.get("architectures"),
@@ -189,7 +181,7 @@ def encodec_config_from_hf(config: Mapping[str, Any]) -> CodecConfig:
     try:
         return CodecConfig.from_dict(data)
     except (ConfigError, TypeError, ValueError) as error:
-        raise ValueError(f"unsupported EnCodec config ({_first_line(error)})") from error
+        raise ValueError(f"unsupported EnCodec config ({first_line(error, 300)})") from error
 
 
 def encodec_key_from_hf(key: str) -> str:
@@ -219,20 +211,7 @@ def encodec_from_hf(config: dict, state_dict: Mapping[str, torch.Tensor]) -> Cod
     for name, _ in codec.named_buffers():  # our own bookkeeping (the quantizer's step counter)
         if name.rsplit(".", 1)[-1] not in ("embed", "embed_avg", "cluster_size", "inited"):
             converted.setdefault(name, ours[name])
-    missing, unexpected = sorted(set(ours) - set(converted)), sorted(set(converted) - set(ours))
-    if missing or unexpected:
-        raise ValueError(f"weights do not fit the EnCodec config: missing {missing[:2]}, "
-                         f"unexpected {unexpected[:2]}")
     for name, value in converted.items():
-        if name.endswith(".inited") and value.numel() == ours[name].numel():
-            converted[name] = value = value.reshape(ours[name].shape)
-        if value.shape != ours[name].shape:
-            raise ValueError(f"weights do not fit the EnCodec config: {name} has shape "
-                             f"{tuple(value.shape)}, expected {tuple(ours[name].shape)}")
-    codec.load_state_dict(converted, strict=True)
-    return codec.eval()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+        if name.endswith(".inited") and name in ours and value.numel() == ours[name].numel():
+            converted[name] = value.reshape(ours[name].shape)
+    return load_checked(codec, converted, "weights do not fit the EnCodec config")

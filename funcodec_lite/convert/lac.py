@@ -21,24 +21,25 @@ from typing import Any
 
 from funcodec_lite.codec.families.lac import LAC, LACConfig
 from funcodec_lite.convert.dac import (
-    _as_ints,
-    _first_line,
     _has_weight_norm,
     _short,
+    config_from_kwargs,
     dac_encoder_pairs,
-    file_sha256,
     load_renamed,
     quantizer_pairs,
     read_dac_file,
 )
 from funcodec_lite.modules.lac_blocks import MRF_DILATIONS, MRF_KERNELS
+from funcodec_lite.utils.torch_files import source_provenance
 
 REFERENCE = "github.com/hugofloresgarcia/lac@7761206878d1fba79aad314a38f975e9589af0a4 (lac/model/lac.py)"
 # the keyword arguments of LAC's LAC class -> LACConfig fields (same names), with LAC's defaults
 LAC_DEFAULTS: dict[str, Any] = {"sample_rate": 44100, "encoder_dim": 64, "encoder_rates": [2, 4, 8, 8],
                                 "decoder_dim": 512, "decoder_rates": [4, 4, 4, 2, 2, 2], "n_codebooks": 9,
                                 "codebook_size": 1024, "codebook_dim": 8}
-TRAINING_ONLY_KWARGS = ("quantizer_dropout",)
+PACKAGE_MESSAGE = ("a torch.package archive (audiotools' package.pth: a pickled model with its code), not "
+                   "loaded for safety; convert a weights file (LAC.load(path).save(out, package=False) "
+                   "writes one)")
 
 
 def lac_config_from_kwargs(kwargs: Mapping[str, Any], weight_norm: bool = True) -> LACConfig:
@@ -47,15 +48,7 @@ def lac_config_from_kwargs(kwargs: Mapping[str, Any], weight_norm: bool = True) 
     Raises:
         ValueError: an option LAC's model does not have (named), or a value it cannot take.
     """
-    unknown = sorted(set(kwargs) - set(LAC_DEFAULTS) - set(TRAINING_ONLY_KWARGS))
-    if unknown:
-        raise ValueError(f"unsupported LAC option {unknown[0]!r} (supported: {', '.join(LAC_DEFAULTS)})")
-    values = {**LAC_DEFAULTS, **{k: v for k, v in kwargs.items() if k in LAC_DEFAULTS}}
-    try:
-        return LACConfig(**_as_ints(values), weight_norm=weight_norm)
-    except (TypeError, ValueError) as err:
-        detail = _first_line(err).replace("DAC config: ", "").replace("LAC config: ", "")
-        raise ValueError(f"unsupported LAC config ({detail})") from err
+    return config_from_kwargs(kwargs, LAC_DEFAULTS, LACConfig, "LAC", weight_norm)
 
 
 def lac_module_pairs(config: LACConfig) -> Iterator[tuple[str, str]]:
@@ -94,14 +87,8 @@ def convert_lac_file(path: str | Path) -> tuple[LAC, dict[str, Any]]:
         ValueError: one line: no such file, a torch.package, an unreadable file or unsafe objects, a file
             that is not LAC's (DAC's is named as such), an unsupported option, weights that do not fit.
     """
-    from funcodec_lite.convert.vampnet import _is_torch_package
-
     path = Path(path)
-    if path.is_file() and _is_torch_package(path):
-        raise ValueError(f"{path}: a torch.package archive (audiotools' package.pth: a pickled model with "
-                         "its code), not loaded for safety; convert a weights file (LAC.load(path).save(out, "
-                         "package=False) writes one)")
-    state, kwargs = read_dac_file(path, family="LAC")
+    state, kwargs = read_dac_file(path, family="LAC", package_message=PACKAGE_MESSAGE)
     if not any(".mrf_blocks." in key for key in state):
         hint = ("a DAC checkpoint: convert it with --from dac" if any(
             key.startswith("decoder.model.1.block.2.block.") for key in state) else "no MRF decoder weights")
@@ -111,6 +98,4 @@ def convert_lac_file(path: str | Path) -> tuple[LAC, dict[str, Any]]:
         model = lac_from_state_dict(state, config)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    provenance = {"source": "lac", "source_file": str(path.resolve()), "sha256": file_sha256(path),
-                  "reference": REFERENCE, "source_config": kwargs}
-    return model, provenance
+    return model, source_provenance(path, "lac", reference=REFERENCE, source_config=kwargs)

@@ -20,8 +20,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from funcodec_lite.codec.families.mimi import Mimi
-from funcodec_lite.convert.dac import file_sha256
+from funcodec_lite.convert.checked_load import load_checked
 from funcodec_lite.convert.mimi_config import config_from_hf, config_from_moshi
+from funcodec_lite.utils.torch_files import (
+    first_line,
+    read_torch_file,
+    require_file,
+    source_provenance,
+    state_dict_in,
+)
 
 RELEASED_FILE = "tokenizer-e351c8d8-checkpoint125.safetensors"
 CODEBOOK_EPSILON = 1e-5
@@ -73,21 +80,6 @@ def _codebooks(found: dict[str, dict[int, dict[str, torch.Tensor]]], sums: tuple
     return out
 
 
-def _load_into(model: Mimi, converted: dict[str, torch.Tensor], what: str) -> Mimi:
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(converted))
-    unexpected = sorted(set(converted) - set(ours))
-    if missing or unexpected:
-        raise ValueError(f"{what} does not match the Mimi config: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
-    wrong = [k for k, v in converted.items() if v.shape != ours[k].shape]
-    if wrong:
-        raise ValueError(f"{what} does not match the Mimi config: shape of {wrong[0]} is "
-                         f"{tuple(converted[wrong[0]].shape)}, expected {tuple(ours[wrong[0]].shape)}")
-    model.load_state_dict({k: v.to(ours[k].dtype) for k, v in converted.items()}, strict=True)
-    return model.eval()
-
-
 def _looks_like(state_dict: Mapping[str, Any], prefixes: tuple[str, ...], family: str) -> None:
     if not state_dict or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f"not a {family} checkpoint: expected a state dict (name -> tensor)")
@@ -124,7 +116,7 @@ def mimi_from_moshi(state_dict: Mapping[str, torch.Tensor], mimi_config: Mapping
         else:
             converted[key] = value
     converted.update(_codebooks(found, _MOSHI_SUM, _MOSHI_USAGE))
-    return _load_into(model, converted, "state dict")
+    return load_checked(model, converted, "state dict does not match the Mimi config")
 
 
 _HF_NESTED = (
@@ -201,7 +193,7 @@ def mimi_from_hf(config: dict, state_dict: dict) -> Mimi:
             key = f"{group}.{name}.weight"
             if key not in converted and key in ours and ours[key].shape[0] == ours[key].shape[1]:
                 converted[key] = torch.eye(ours[key].shape[0])[:, :, None]
-    return _load_into(model, converted, "state dict")
+    return load_checked(model, converted, "state dict does not match the Mimi config")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -215,31 +207,20 @@ def load_mimi_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: a missing, truncated or unreadable file (one line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    is_zip_or_pickle = head[:2] == b"PK" or head[:1] == b"\x80"
-    if not is_zip_or_pickle:
+    path = require_file(path)
+    if not _is_torch_file(path):
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(f"{path}: not a readable safetensors file ({_first_line(err)})") from err
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or pickled-object files
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        data = data["model"]
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor)")
-    return data
+            raise ValueError(f"{path}: not a readable safetensors file ({first_line(err)})") from err
+    return state_dict_in(read_torch_file(path), ("model",), path, allow_empty=True)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts as a PyTorch file does (a zip archive or a pickle), not as safetensors."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
 def read_mimi_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -249,7 +230,7 @@ def read_mimi_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: not a readable JSON/YAML config ({_first_line(err)})") from err
+        raise ValueError(f"{path}: not a readable JSON/YAML config ({first_line(err)})") from err
     if isinstance(data, dict) and isinstance(data.get("mimi_config"), dict):
         data = data["mimi_config"]
     if not isinstance(data, dict):
@@ -276,7 +257,8 @@ def convert_mimi_file(path: str | os.PathLike, config_path: str | os.PathLike | 
     except ValueError as err:
         message = str(err)
         raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from err
-    provenance = {"source": "mimi", "source_file": str(path.resolve()), "sha256": file_sha256(path),
-                  "source_config": mimi_config or "moshi.models.loaders._mimi_config (released model)",
-                  "weights_licence": "CC-BY 4.0 (Kyutai's released Mimi weights)"}
-    return model, provenance
+    loader = "torch.load(weights_only=True)" if _is_torch_file(path) else "safetensors"
+    return model, source_provenance(
+        path, "mimi", loader,
+        source_config=mimi_config or "moshi.models.loaders._mimi_config (released model)",
+        weights_licence="CC-BY 4.0 (Kyutai's released Mimi weights)")

@@ -14,7 +14,6 @@ and ``attn_window_size``), and every tensor is checked for its shape.
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -23,7 +22,9 @@ from typing import Any
 import torch
 
 from funcodec_lite.codec.families.snac import SNAC, SNACConfig
-from funcodec_lite.convert.dac import file_sha256
+from funcodec_lite.convert.checked_load import load_checked
+from funcodec_lite.utils.config import read_mapping_file
+from funcodec_lite.utils.torch_files import read_torch_file, source_provenance, state_dict_in
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -131,16 +132,7 @@ def snac_from_state_dict(state_dict: Mapping[str, torch.Tensor], config: SNACCon
             unexpected.append(key)
             continue
         converted[target] = value
-    missing = sorted(set(ours) - set(converted))
-    if missing or unexpected:
-        raise ValueError(f"state dict does not fit the SNAC config: missing {missing[:2]}, "
-                         f"unexpected {sorted(unexpected)[:2]}")
-    for key, value in converted.items():
-        if value.shape != ours[key].shape:
-            raise ValueError(f"state dict does not fit the SNAC config: {key} has shape "
-                             f"{tuple(value.shape)}, expected {tuple(ours[key].shape)}")
-    model.load_state_dict(converted, strict=True)
-    return model.eval()
+    return load_checked(model, converted, "state dict does not fit the SNAC config", sorted(unexpected))
 
 
 def read_snac_release(path: str | Path) -> tuple[SNACConfig, dict[str, torch.Tensor], Path]:
@@ -158,21 +150,12 @@ def read_snac_release(path: str | Path) -> tuple[SNACConfig, dict[str, torch.Ten
         if not needed.is_file():
             raise ValueError(f"{needed}: no such file (a SNAC release is a directory with {CONFIG_NAME} "
                              f"and {WEIGHTS_NAME})")
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_path}: not a JSON file ({_first_line(error)})") from error
+    data = read_mapping_file(config_path)
     try:
         config = snac_config_from_dict(data)
     except ValueError as error:
         raise ValueError(f"{config_path}: {error}") from error
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as error:
-        raise ValueError(f"{weights}: not a readable PyTorch state dict ({_first_line(error)})") from error
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor)
-                                                           for v in state.values()):
-        raise ValueError(f"{weights}: expected a state dict (parameter name -> tensor)")
+    state = state_dict_in(read_torch_file(weights, what="PyTorch state dict"), (), weights)
     return config, state, weights
 
 
@@ -187,13 +170,7 @@ def convert_snac_release(path: str | Path) -> tuple[SNAC, dict[str, Any]]:
         model = snac_from_state_dict(state, config)
     except ValueError as error:
         raise ValueError(f"{weights}: {error}") from error
-    provenance = {"source": "snac", "source_file": str(weights.resolve()), "sha256": file_sha256(weights),
-                  "loader": "torch.load(weights_only=True)",
-                  "source_config": json.loads((weights.parent / CONFIG_NAME).read_text(encoding="utf-8")),
-                  "weights_licence": "MIT (hubertsiuzdak/snac_* model cards)"}
-    return model, provenance
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:200]
+    return model, source_provenance(
+        weights, "snac",
+        source_config=json.loads((weights.parent / CONFIG_NAME).read_text(encoding="utf-8")),
+        weights_licence="MIT (hubertsiuzdak/snac_* model cards)")

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import collections
 import os
-import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from funcodec_lite.convert.dac import _first_line, _numpy_scalar_globals, _plain, file_sha256
 from funcodec_lite.lm.vampnet import VampNetLM, VampNetLMConfig
+from funcodec_lite.utils.torch_files import numpy_scalar_globals, plain, read_torch_file, source_provenance
 
 REFERENCE = "github.com/hugofloresgarcia/vampnet (vampnet/modules/transformer.py)"
 LORA_SCALING = 1.0 / 8  # loralib's lora_alpha / r as VampNet builds its layers (alpha 1, r 8)
@@ -63,17 +61,11 @@ def read_vampnet_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
             other than the training history's, or a checkpoint that is not VampNet's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    if _is_torch_package(path):
-        raise ValueError(f"{path}: a torch.package archive (VampNet's package.pth: a pickled model with its "
-                         "code), not loaded for safety; convert vampnet/weights.pth, saved beside it")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        data = _load_with_history(path, err)
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    data = read_torch_file(path, [*HISTORY_GLOBALS, *numpy_scalar_globals()],
+                           expected="VampNet's weights.pth (tensors, kwargs and the training history)",
+                           package_message="a torch.package archive (VampNet's package.pth: a pickled "
+                           "model with its code), not loaded for safety; convert vampnet/weights.pth, saved "
+                           "beside it")
     state = data.get("state_dict") if isinstance(data, dict) else None
     metadata = data.get("metadata") if isinstance(data, dict) else None
     if not isinstance(state, dict) or not isinstance(metadata, dict) or not isinstance(
@@ -84,37 +76,7 @@ def read_vampnet_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor],
     if "embedding.special.MASK" not in state or "embedding.out_proj.weight" not in state:
         raise ValueError(f"{path}: not a VampNet checkpoint (no embedding.special.MASK / "
                          "embedding.out_proj: another model's weights)")
-    return state, _plain(metadata["kwargs"])
-
-
-def _is_torch_package(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith(".data/extern_modules") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _load_with_history(path: Path, error: Exception) -> Any:
-    """A second ``weights_only`` read allowing the training history's objects and numpy scalars only."""
-    try:
-        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception as err:  # unreadable in another way (a torch.package, truncated): the first error
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(error)})") from err
-    numpy_globals = _numpy_scalar_globals()
-    names = {name for _, name in HISTORY_GLOBALS}
-    names |= {f"{g.__module__}.{g.__qualname__}" for g in numpy_globals}
-    refused = [name for name in needed if name not in names]
-    if refused:
-        raise ValueError(f"{path}: holds objects that are not loaded for safety ({', '.join(refused[:3])}); "
-                         "expected VampNet's weights.pth (tensors, kwargs and the training history)")
-    try:
-        with torch.serialization.safe_globals([*HISTORY_GLOBALS, *numpy_globals]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from err
+    return state, plain(metadata["kwargs"])
 
 
 def vampnet_config(state: dict[str, torch.Tensor], kwargs: dict[str, Any]) -> VampNetLMConfig:
@@ -231,9 +193,9 @@ def convert_vampnet_file(path: str | os.PathLike,
     missing, unexpected = model.load_state_dict(converted, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    provenance = {"source": "vampnet", "checkpoint": str(Path(path).resolve()), "sha256": file_sha256(path),
-                  "reference": REFERENCE, "vampnet_kwargs": collections.OrderedDict(sorted(kwargs.items())),
-                  "codec": str(Path(codec_dir).resolve()), "tokens": {"model_id": model_id(codec)}}
+    provenance = source_provenance(path, "vampnet", reference=REFERENCE,
+                                   vampnet_kwargs=collections.OrderedDict(sorted(kwargs.items())),
+                                   codec=str(Path(codec_dir).resolve()), tokens={"model_id": model_id(codec)})
     return model.eval(), _json_safe(provenance)
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..audio.io import resample
+from ..utils.torch_files import read_torch_file, state_dict_in
 from .extras import require
 
 SPEAKER_RATE = 16000
@@ -80,8 +81,7 @@ class SpeakerEncoder(nn.Module):
         """
         if weights is None:
             weights = Path(import_resemblyzer().__file__).parent / "pretrained.pt"
-        checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
-        state = checkpoint.get("model_state", checkpoint)
+        state = state_dict_in(read_torch_file(weights), ("model_state",), weights)
         return cls({k: v for k, v in state.items() if k.startswith(("lstm.", "linear."))})
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from funcodec_lite.audio.io import AudioError, load_audio
+from funcodec_lite.utils.torch_files import read_torch_file
 
 EMBEDDING_DIM = 128
 # Layer names of the common PyTorch VGGish port (harritaylor/torchvggish, vggish-10086976.pth).
@@ -242,7 +243,7 @@ def load_vggish_weights(path: str | os.PathLike, front_end: VGGishFrontEndConfig
 
         state = load_file(str(path), device="cpu")
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_torch_file(path)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     state = {k: v for k, v in state.items() if not k.startswith(_IGNORED_PREFIXES)}

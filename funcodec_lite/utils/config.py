@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,6 +28,29 @@ _ConfigLoader.add_implicit_resolver(
 def load_yaml(text_or_stream: Any) -> Any:
     """Parses config YAML (safe: plain data only) with scientific-notation floats."""
     return yaml.load(text_or_stream, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def read_mapping_file(path: str | os.PathLike, fmt: str = "JSON") -> dict:
+    """The mapping a JSON (``fmt="JSON"``) or YAML (``fmt="YAML"``, ``yaml.safe_load``) file holds.
+
+    Raises:
+        ValueError: one line naming the file: no such file, not a JSON/YAML file (the parser's first line),
+            or not a mapping at the top level.
+    """
+    from funcodec_lite.utils.torch_files import first_line
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a {fmt} file ({first_line(err, 300)})") from err
+    if not isinstance(data, dict):
+        shape = "a JSON object" if fmt == "JSON" else "a mapping at the top level"
+        raise ValueError(f"{path}: expected {shape}")
+    return data
 
 
 class ConfigError(ValueError):
