@@ -11,7 +11,10 @@ FunCodec names and shares no code with funcodec_lite, so a tensor that lands in 
 padding, norm or skip that differs from FunCodec's, changes the numbers.
 """
 
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,6 +309,31 @@ def test_convert_funcodec_command(tmp_path, capsys):
     assert main(["convert", "--from", "funcodec", str(release / "model.pth"), str(out), "--force"]) == 0
 
 
+def test_convert_options_anywhere_and_provenance(tmp_path, capsys):
+    """Options before or after CHECKPOINT / OUT_DIR parse alike (CHECKPOINT is optional for
+    --from dcase-baseline); provenance.json records the source file, its sha256, the loader and config."""
+    torch.save(funcodec_checkpoint(TIME), tmp_path / "weights.pth")
+    (tmp_path / "conf.yaml").write_text(yaml.safe_dump(funcodec_yaml(TIME)))
+    ckpt, conf = str(tmp_path / "weights.pth"), str(tmp_path / "conf.yaml")
+    orders = {"after_checkpoint": ["convert", "--from", "funcodec", ckpt, "--config", conf, "OUT", "--force"],
+              "before": ["convert", "--force", "--config", conf, "--from", "funcodec", ckpt, "OUT"],
+              "after_out_dir": ["convert", ckpt, "OUT", "--from", "funcodec", "--config", conf]}
+    written = {}
+    for name, argv in orders.items():
+        out = tmp_path / name
+        assert main([str(out) if a == "OUT" else a for a in argv]) == 0, capsys.readouterr()[1]
+        written[name] = (out / "model.safetensors").read_bytes()
+        record = json.loads((out / "provenance.json").read_text())
+        assert record["source"] == "funcodec" and record["source_file"] == str(Path(ckpt).resolve())
+        assert record["sha256"] == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
+        assert record["loader"] == "torch.load(weights_only=True)" and record["config_file"] == conf
+        assert record["source_config"] == funcodec_yaml(TIME)
+    assert written["after_checkpoint"] == written["before"] == written["after_out_dir"]
+    capsys.readouterr()
+    assert main(["convert", "--from", "funcodec", ckpt, "--config", conf]) == 2  # no OUT_DIR: usage error
+    assert "CHECKPOINT before OUT_DIR" in capsys.readouterr()[1]
+
+
 @pytest.mark.parametrize("case", ["missing", "random", "pickle", "no_config", "not_a_state_dict"])
 def test_convert_bad_checkpoints_fail_cleanly(tmp_path, capsys, case):
     ckpt = tmp_path / "model.pth"
@@ -348,6 +376,9 @@ def test_convert_encodec_command_gives_encodecs_codes(tmp_path, capsys):
     checkpoint = str(tmp_path / "encodec_24khz.th")
     assert main(["convert", "--from", "encodec", checkpoint, str(tmp_path / "m")]) == 0
     capsys.readouterr()
+    record = json.loads((tmp_path / "m" / "provenance.json").read_text())
+    assert record["source"] == "encodec" and record["preset"] == "encodec_24khz"
+    assert record["sha256"] == hashlib.sha256((tmp_path / "encodec_24khz.th").read_bytes()).hexdigest()
     ours = Codec.from_pretrained(tmp_path / "m")
     ref.set_target_bandwidth(6.0)
     with torch.no_grad():

@@ -27,13 +27,13 @@ from funcodec_lite.cli import (
     vamp,
     vocoder,
 )
-from funcodec_lite.cli.common import one_line
+from funcodec_lite.cli.common import CommandParser, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codec", description="funcodec_lite neural audio codec toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     for module in (coding, tokenize, evaluation, info, convert, training, lm, vamp, generate, vocoder, listen,
                    serve, export):
         module.register(commands)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,27 @@ from funcodec_lite.inference.chunking import ChunkConfig
 
 class UsageError(ValueError):
     """A command line that does not make sense (missing or conflicting arguments)."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a ``codec`` command. With ``intermixed=True`` its options may stand anywhere among its
+    positionals (``parse_known_intermixed_args``): ``codec convert --from mimi CKPT --config X OUT_DIR``
+    parses as ``codec convert --from mimi --config X CKPT OUT_DIR`` even with an optional positional."""
+
+    def __init__(self, *args, intermixed: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.intermixed = intermixed
+        self._in_intermixed = False
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        if not self.intermixed or self._in_intermixed:  # the intermixed parse calls this twice itself
+            return super().parse_known_args(args, namespace)
+        self._in_intermixed = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._in_intermixed = False
 
 
 def add_model_args(parser: argparse.ArgumentParser, dtype: bool = True) -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import pickle
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.codec.loading import model_id
-from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE, Codec
+from funcodec_lite.codec.model import CONFIG_FILE, WEIGHTS_FILE
+from funcodec_lite.utils.config import read_mapping_file
+from funcodec_lite.utils.torch_files import read_torch_file, source_provenance, state_dict_in
+from funcodec_lite.utils.weights import save_model_dir
 
 
 def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -20,44 +21,28 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
     Accepts a bare state dict or one wrapped under ``model`` / ``state_dict`` / ``best_state``.
     """
-    if not path.is_file():
-        raise ValueError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
-        text = str(err).strip().splitlines()
-        detail = text[0][:200] if text else repr(err)
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({detail})") from err
-    for key in ("model", "state_dict", "best_state"):
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-    if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor)")
-    return data
+    return state_dict_in(read_torch_file(path), ("model", "state_dict", "best_state"), path)
 
 
-def _convert_encodec(checkpoint: Path) -> tuple[Codec, list[str]]:
+def _convert_encodec(checkpoint: Path, args: argparse.Namespace) -> tuple[CompressionModel, dict, list[str]]:
     from funcodec_lite.convert.encodec import encodec_to_codec
 
-    return encodec_to_codec(load_checkpoint(checkpoint)), []
+    codec = encodec_to_codec(load_checkpoint(checkpoint))
+    return codec, source_provenance(checkpoint, "encodec", preset="encodec_24khz"), []
 
 
-def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[CompressionModel, list[str]]:
+def _convert_funcodec(checkpoint: Path, args: argparse.Namespace) -> tuple[CompressionModel, dict, list[str]]:
     """A time-domain FunCodec model as a ``Codec``, a ``freq_codec`` one as a ``FunCodecFreq``."""
     from funcodec_lite.convert.funcodec import funcodec_to_codec
 
+    config_path = Path(args.config) if args.config else None
     if checkpoint.is_dir():
         config_path = config_path or checkpoint / "config.yaml"
         checkpoint = checkpoint / "model.pth"
     config_path = config_path or checkpoint.with_name("config.yaml")
     if not config_path.is_file():
         raise ValueError(f"{config_path}: no FunCodec config.yaml next to the checkpoint (give --config)")
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path}: not a YAML file ({str(err).splitlines()[0]})") from err
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path}: expected a mapping at the top level")
+    config = read_mapping_file(config_path, "YAML")
     model, normalize = funcodec_to_codec(load_checkpoint(checkpoint), config)
     notes = []
     semantic = getattr(model, "semantic", None)
@@ -69,46 +54,62 @@ def _convert_funcodec(checkpoint: Path, config_path: Path | None) -> tuple[Compr
         notes.append("this model was trained with audio_normalize: FunCodec scales each input to unit RMS "
                      "before encoding and funcodec_lite does not, so scale audio that way for codes "
                      "identical to FunCodec's (decoded audio then has unit RMS too)")
-    return model, notes
+    provenance = source_provenance(checkpoint, "funcodec", config_file=str(config_path.resolve()),
+                                   source_config=config)
+    return model, provenance, notes
 
 
-def _convert_dac(checkpoint: Path) -> tuple[nn.Module, dict]:
+def _convert_dac(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.dac import convert_dac_file
 
-    return convert_dac_file(checkpoint)
+    return *convert_dac_file(checkpoint), []
 
 
-def _convert_lac(checkpoint: Path) -> tuple[nn.Module, dict]:
+def _convert_lac(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.lac import convert_lac_file
 
-    return convert_lac_file(checkpoint)
+    return *convert_lac_file(checkpoint), []
 
 
-def _convert_snac(checkpoint: Path) -> tuple[nn.Module, dict]:
+def _convert_snac(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.snac import convert_snac_release
 
-    return convert_snac_release(checkpoint)
+    return *convert_snac_release(checkpoint), []
 
 
-def _convert_mimi(checkpoint: Path, config_path: Path | None) -> tuple[nn.Module, dict]:
+def _convert_mimi(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.mimi import convert_mimi_file
 
-    return convert_mimi_file(checkpoint, config_path)
+    return *convert_mimi_file(checkpoint, Path(args.config) if args.config else None), []
 
 
-def _convert_hf(checkpoint: Path) -> tuple[nn.Module, dict]:
+def _convert_hf(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.hf import convert_hf_dir
 
-    return convert_hf_dir(checkpoint)
+    return *convert_hf_dir(checkpoint), []
 
 
-def _convert_vampnet(checkpoint: Path, codec_dir: str | None) -> tuple[nn.Module, dict]:
+def _convert_vampnet(checkpoint: Path, args: argparse.Namespace) -> tuple[nn.Module, dict, list[str]]:
     from funcodec_lite.convert.vampnet import convert_vampnet_file
 
-    if not codec_dir:
+    if not args.codec:
         raise ValueError("--from vampnet needs --codec: the codec model directory its tokens come from "
                          "(VampNet's codec.pth: codec convert --from lac)")
-    return convert_vampnet_file(checkpoint, codec_dir)
+    return *convert_vampnet_file(checkpoint, args.codec), []
+
+
+# --from NAME -> the converter of one checkpoint: (model, provenance, notes to print)
+CONVERTERS = {"encodec": _convert_encodec, "funcodec": _convert_funcodec, "dac": _convert_dac,
+              "lac": _convert_lac, "mimi": _convert_mimi, "snac": _convert_snac, "hf": _convert_hf,
+              "vampnet": _convert_vampnet}
+
+
+def _write_model_dir(out: Path, model: nn.Module, provenance: dict) -> None:
+    """``save_model_dir``, its OS errors as one line naming ``out``."""
+    try:
+        save_model_dir(out, model, provenance)
+    except OSError as err:
+        raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
 
 
 def _convert_dcase_baseline(args: argparse.Namespace) -> int:
@@ -157,51 +158,26 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not args.force and any((out / name).exists() for name in (CONFIG_FILE, WEIGHTS_FILE)):
         raise ValueError(f"{out}: already holds a model (pass --force to replace it)")
     checkpoint = Path(args.checkpoint)
-    provenance = None
-    if args.source == "encodec":
-        codec, notes = _convert_encodec(checkpoint)
-    elif args.source in ("dac", "lac"):
-        codec, provenance = (_convert_dac if args.source == "dac" else _convert_lac)(checkpoint)
-        notes = []
-    elif args.source == "mimi":
-        codec, provenance = _convert_mimi(checkpoint, Path(args.config) if args.config else None)
-        notes = []
-    elif args.source in ("snac", "hf"):
-        codec, provenance = (_convert_snac if args.source == "snac" else _convert_hf)(checkpoint)
-        notes = []
-    elif args.source == "vampnet":
-        model, provenance = _convert_vampnet(checkpoint, args.codec)
-        return _save_vampnet(model, provenance, checkpoint, out)
-    else:
-        codec, notes = _convert_funcodec(checkpoint, Path(args.config) if args.config else None)
-    try:
-        codec.save_pretrained(out, provenance)
-    except OSError as err:
-        raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
-    print(f"codec convert: {args.source} {checkpoint} -> {out} (model id {model_id(codec)}, "
-          f"{codec.sample_rate} Hz, {codec.frame_rate:g} frames/s, {codec.n_q} codebooks x "
-          f"{codec.codebook_size})")
+    model, provenance, notes = CONVERTERS[args.source](checkpoint, args)
+    _write_model_dir(out, model, provenance)
+    if args.source == "vampnet":
+        c = model.config
+        role = f"coarse-to-fine ({c.n_conditioning} coarse codebooks given)" if c.n_conditioning else "coarse"
+        print(f"codec convert: vampnet {checkpoint} -> {out} ({role}, {c.n_q} codebooks x {c.card}, "
+              f"{c.n_layers} layers x {c.dim}; tokens of codec {provenance['tokens']['model_id']})")
+        return 0
+    print(f"codec convert: {args.source} {checkpoint} -> {out} (model id {model_id(model)}, "
+          f"{model.sample_rate} Hz, {model.frame_rate:g} frames/s, {model.n_q} codebooks x "
+          f"{model.codebook_size})")
     for note in notes:
         print(f"codec convert: note: {note}")
     return 0
 
 
-def _save_vampnet(model: nn.Module, provenance: dict, checkpoint: Path, out: Path) -> int:
-    from funcodec_lite.utils.weights import save_model_dir
-
-    try:
-        save_model_dir(out, model, provenance)
-    except OSError as err:
-        raise ValueError(f"{out}: cannot write the model ({err.strerror or err})") from err
-    c = model.config
-    role = f"coarse-to-fine ({c.n_conditioning} coarse codebooks given)" if c.n_conditioning else "coarse"
-    print(f"codec convert: vampnet {checkpoint} -> {out} ({role}, {c.n_q} codebooks x {c.card}, "
-          f"{c.n_layers} layers x {c.dim}; tokens of codec {provenance['tokens']['model_id']})")
-    return 0
-
-
 def register(commands: argparse._SubParsersAction) -> None:
-    convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__)
+    # options may follow CHECKPOINT (the optional positional would otherwise take OUT_DIR's place)
+    convert = commands.add_parser("convert", help=cmd_convert.__doc__, description=cmd_convert.__doc__,
+                                  intermixed=True)
     convert.add_argument("--from", dest="source", required=True,
                          choices=["encodec", "funcodec", "dac", "lac", "mimi", "snac", "hf", "vampnet",
                                   "dcase-baseline"],
