@@ -7,8 +7,8 @@ Two sources hold the same weights under different names:
   norm kept (``weight_g`` / ``weight_v``) and the keyword arguments of ``DAC(...)`` in the metadata. The
   file is read with ``torch.load(weights_only=True)``: no arbitrary object is unpickled. ``DAC.save``
   writes plain Python values there; should a file carry numpy scalars or dtypes (which ``weights_only``
-  refuses), exactly those numpy types are allowed for a second ``weights_only`` read and converted to
-  Python numbers; any other object refuses the file (ValueError naming it).
+  refuses), exactly those numpy types are allowed (`funcodec_lite.utils.torch_files.read_torch_file`) and
+  converted to Python numbers; any other object refuses the file (ValueError naming it).
 - **``transformers``' ``DacModel``** (``config.json`` + ``model.safetensors``): weight norm removed
   (plain ``weight``) and other module names; `dac_from_hf` takes the parsed config and the state dict
   (the ``codec convert --from hf`` dispatcher reads the files).

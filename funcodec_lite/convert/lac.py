@@ -3,7 +3,7 @@
 LAC (github.com/hugofloresgarcia/lac) saves its generator with audiotools' ``BaseModel.save(...,
 package=False)``, as DAC does: ``{"state_dict": ..., "metadata": {"kwargs": LAC's arguments}}``, weight norm
 kept (``weight_g`` / ``weight_v``). The file is read by `funcodec_lite.convert.dac.read_dac_file`
-(``torch.load(weights_only=True)``; numpy scalars, and nothing else, allowed on a second read); a
+(``torch.load(weights_only=True)``; numpy scalars, and nothing else, allowed); a
 ``torch.package`` file (audiotools' ``package.pth``, a pickled model with its code) is refused.
 
 The encoder and quantizer are named as DAC's; the decoder's stages are ``decoder.model.{i}.block`` =

@@ -4,8 +4,9 @@ VampNet (github.com/hugofloresgarcia/vampnet) saves its models with audiotools' 
 package=False)`` (``save_to_folder`` writes ``vampnet/weights.pth``; the released files are copies of it):
 ``{"state_dict": ..., "metadata": {"kwargs": VampNet's arguments, "logs": the training history}}``. The
 history holds ``collections.defaultdict(audiotools.ml.decorators.default_list)`` objects, which
-``torch.load(weights_only=True)`` refuses; exactly those two names (and numpy scalars) are allowed for a
-second ``weights_only`` read, rebuilt as a plain dict and list (nothing of audiotools is imported or run);
+``torch.load(weights_only=True)`` refuses; exactly those two names (and numpy scalars) are allowed
+(`funcodec_lite.utils.torch_files.read_torch_file`), rebuilt as a plain dict and list (nothing of audiotools
+is imported or run);
 any other object refuses the file. A ``torch.package`` file (``package.pth``, a pickled module with its
 source) is refused.
 

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrizations, parametrize
 
 from funcodec_lite.modules.conv import apply_norm, fold_weight_norm
+from funcodec_lite.utils.torch_files import read_torch_file
 
 LRELU_SLOPE = 0.1
 # The official generator's last LeakyReLU (before conv_post) is called without a slope: PyTorch's 0.01.
@@ -321,7 +322,7 @@ def load_official_generator(path: str | os.PathLike, config: HiFiGANConfig | Non
         (call `HiFiGANGenerator.restore_weight_norm` before saving it as a model directory).
     """
     config = config or hifigan_v1()
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    checkpoint = read_torch_file(path)  # weights_only; moved to map_location with the model
     state = checkpoint.get("generator", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a dict holding the generator's state dict")
