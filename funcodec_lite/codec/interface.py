@@ -15,13 +15,15 @@ are its own tokens; ``split_codes`` / ``join_codes`` convert to and from the nat
 from __future__ import annotations
 
 import math
+import os
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 from torch import nn
 
 from funcodec_lite.modules.conv import fold_weight_norm
+from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
 
 class CompressionModel(nn.Module, ABC):
@@ -179,3 +181,14 @@ class CompressionModel(nn.Module, ABC):
             if codes.min() < 0 or bool((codes.amax(dim=(0, 2)) >= sizes).any()):
                 sizes_text = self.codebook_sizes[:codes.shape[1]]
                 raise ValueError(f"codes out of range for codebook sizes {sizes_text}")
+
+    # ---------------------------------------------------------------------------------------------
+    # Model directories (``utils/weights``: config.yaml with the class's ``model_kind``, weights, provenance)
+    def save_pretrained(self, directory: str | os.PathLike, provenance: dict | None = None) -> None:
+        """Writes a model directory (``config.yaml`` with ``kind: <model_kind>``, weights, provenance)."""
+        save_model_dir(directory, self, provenance)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Self:
+        """The model of a model directory of this class's kind, in eval mode (weights as saved)."""
+        return load_model_as(directory, cls, map_location)

@@ -13,7 +13,6 @@ Released configurations (``encoder_dim`` 64, ``decoder_dim`` 1536, ``latent_dim`
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +22,6 @@ from torch.nn import functional as F
 from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.modules.dac_blocks import DACDecoder, DACEncoder
 from funcodec_lite.quantization.factorized import FactorizedRVQ
-from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
 
 @dataclass
@@ -164,15 +162,6 @@ class DAC(CompressionModel):
         return self.quantizer.quantizers[0].codebook.weight.dtype
 
     # ---------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, provenance: dict | None = None) -> None:
-        """Writes a model directory (``config.yaml`` with ``kind: dac``, weights, provenance)."""
-        save_model_dir(directory, self, provenance)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> DAC:
-        """The DAC model of a model directory, in eval mode (weight normalisation as saved)."""
-        return load_model_as(directory, cls, map_location)
-
     def describe(self) -> str:
         """One line: rate, frames, codebooks, bit rate."""
         c = self.config

@@ -14,7 +14,6 @@ the caller, as for the converted time-domain models.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import torch
@@ -27,7 +26,6 @@ from funcodec_lite.modules.funcodec_freq import (
     FunCodecFreqNetConfig,
 )
 from funcodec_lite.quantization.rvq import ResidualVectorQuantizer, RVQConfig
-from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
 
 @dataclass
@@ -154,16 +152,6 @@ class FunCodecFreq(CompressionModel):
         return next(self.encoder.parameters()).dtype
 
     # ---------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, provenance: dict | None = None) -> None:
-        """Writes a model directory (``config.yaml`` with ``kind: funcodec_freq``, weights, provenance)."""
-        save_model_dir(directory, self, provenance)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike,
-                        map_location: str | torch.device = "cpu") -> FunCodecFreq:
-        """The model of a model directory, in eval mode."""
-        return load_model_as(directory, cls, map_location)
-
     def describe(self) -> str:
         """One line: domain, rate, frames, codebooks, bit rate."""
         c = self.config

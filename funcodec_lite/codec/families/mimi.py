@@ -16,7 +16,6 @@ frame of a signal that is not a whole number of frames).
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -28,7 +27,6 @@ from funcodec_lite.modules.conv import StreamableConv1d, StreamableConvTranspose
 from funcodec_lite.modules.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from funcodec_lite.modules.transformer import CausalTransformer, TransformerConfig
 from funcodec_lite.quantization.split_rvq import SplitResidualVQ
-from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
 
 def mimi_seanet() -> SEANetConfig:
@@ -227,15 +225,6 @@ class Mimi(CompressionModel):
         return MimiStreamingDecoder(self)
 
     # ---------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike, provenance: dict | None = None) -> None:
-        """Writes a model directory (``config.yaml`` with ``kind: mimi``, weights, provenance)."""
-        save_model_dir(directory, self, provenance)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Mimi:
-        """The Mimi model of a model directory, in eval mode."""
-        return load_model_as(directory, cls, map_location)
-
     def describe(self) -> str:
         """One line: rate, frames, codebooks, bit rate."""
         c = self.config

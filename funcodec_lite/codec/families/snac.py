@@ -30,7 +30,6 @@ Released models (all mono, codebooks of 4096 entries in 8 dimensions, MIT licenc
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +38,6 @@ from torch.nn import functional as F
 from funcodec_lite.codec.interface import CompressionModel
 from funcodec_lite.modules.snac_blocks import SNACDecoder, SNACEncoder
 from funcodec_lite.quantization.multiscale_vq import MultiScaleRVQ
-from funcodec_lite.utils.weights import load_model_as, save_model_dir
 
 
 @dataclass
@@ -232,15 +230,6 @@ class SNAC(CompressionModel):
         """Called by the loader before ``load_state_dict``: weights saved after folding load folded."""
         if not any(".parametrizations.weight." in key for key in state):
             self.fold_weight_norm()
-
-    def save_pretrained(self, directory: str | os.PathLike, provenance: dict | None = None) -> None:
-        """Writes a model directory (``config.yaml`` with ``kind: snac``, weights, provenance)."""
-        save_model_dir(directory, self, provenance)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> SNAC:
-        """The SNAC model of a model directory, in eval mode."""
-        return load_model_as(directory, cls, map_location)
 
     def describe(self) -> str:
         """One line: rate, token rates, codebooks, bit rate."""
