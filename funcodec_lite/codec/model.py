@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -20,7 +19,7 @@ from funcodec_lite.modules.istft_head import ISTFTDecoder
 from funcodec_lite.modules.seanet import SEANetDecoder, SEANetEncoder
 from funcodec_lite.quantization import build_quantizer, build_semantic
 from funcodec_lite.utils.config import ConfigError
-from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE, load_model_as, save_model_dir
+from funcodec_lite.utils.weights import CONFIG_FILE, WEIGHTS_FILE
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "Codec", "CodecOutput"]
 
@@ -283,19 +282,10 @@ class Codec(CompressionModel):
         return CodecOutput(wav_hat, result.codes, result.commit_loss, result.metrics)
 
     # ----------------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> None:
-        """Writes the model directory (``config.yaml``, ``model.safetensors``, ``provenance.json``)."""
-        save_model_dir(directory, self, provenance)
-
     def prepare_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Called by the loader before ``load_state_dict``: weights saved after folding load folded."""
         if not any(".parametrizations.weight." in key for key in state):
             self.fold_weight_norm()
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Codec:
-        """Loads a model directory of kind ``codec`` (eval mode)."""
-        return load_model_as(directory, cls, map_location)
 
 
 def _weight_dtype(module: nn.Module) -> torch.dtype:
