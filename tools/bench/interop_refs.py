@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torchaudio_standin import import_package  # tools/bench/torchaudio_standin.py: encodec, dac, funcodec
 
 from funcodec_lite.codec.interface import CompressionModel
 
@@ -124,7 +125,7 @@ def _folded(model: CompressionModel) -> CompressionModel:
 # ---------------------------------------------------------------------------------------------------
 # EnCodec 24 kHz (the encodec package)
 def encodec_24khz(kbps: float = 6.0) -> InteropPair:
-    import encodec
+    encodec = import_package("encodec")
 
     from funcodec_lite.convert.encodec import encodec_to_codec
 
@@ -163,6 +164,7 @@ def _funcodec_reference(config: dict, model_module: str, model_class: str, encod
     """FunCodec's model for a ``config.yaml`` mapping, built as its GANSpeechCodecTask.build_model does."""
     import importlib
 
+    import_package(model_module)  # funcodec imports torchaudio: the stand-in where that cannot load
     from funcodec.models.quantizer.costume_quantizer import CostumeQuantizer
 
     enc_module, enc_class = encoder.rsplit(".", 1)
@@ -255,7 +257,7 @@ def funcodec_freq() -> InteropPair:
 # DAC (descript-audio-codec)
 def dac_release(name: str) -> InteropPair:
     """descript-audio-codec's ``DAC`` at a released shape (``16khz``, ``24khz``, ``44khz``), all codebooks."""
-    import dac
+    dac = import_package("dac")
 
     from funcodec_lite.convert.dac import RELEASED_CONFIGS, convert_dac_file
 
