@@ -100,7 +100,35 @@ def is_standin(module: object) -> bool:
 # tests/test_reference_libs.py compares it with real torchaudio wherever that loads.
 
 
-class Spectrogram(nn.Module):
+class _STFTSettings(nn.Module):
+    """The frame settings and window buffer torchaudio's Spectrogram and InverseSpectrogram share (the window
+    is part of the state dict, as there); ``normalized`` True or "window" scales by the window's L2 norm,
+    "frame_length" is torch.stft's / torch.istft's own normalization."""
+
+    def __init__(self, n_fft: int, win_length: int | None, hop_length: int | None, pad: int,
+                 window_fn: Callable[..., torch.Tensor], normalized: bool | str, wkwargs: dict | None,
+                 center: bool, onesided: bool):
+        super().__init__()
+        if normalized not in (True, False, "window", "frame_length"):
+            raise ValueError(f"normalized must be a bool, 'window' or 'frame_length', got {normalized!r}")
+        self.n_fft = n_fft
+        self.win_length = win_length if win_length is not None else n_fft
+        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
+        window = window_fn(self.win_length) if wkwargs is None else window_fn(self.win_length, **wkwargs)
+        self.register_buffer("window", window)
+        self.pad, self.normalized, self.center, self.onesided = pad, normalized, center, onesided
+
+    def _window_norm(self) -> torch.Tensor | None:
+        """The L2 norm of the window where ``normalized`` asks for it, else None."""
+        return self.window.pow(2.0).sum().sqrt() if self.normalized in (True, "window") else None
+
+    def _stft_options(self) -> dict:
+        return {"n_fft": self.n_fft, "hop_length": self.hop_length, "win_length": self.win_length,
+                "window": self.window, "center": self.center, "onesided": self.onesided,
+                "normalized": self.normalized == "frame_length"}
+
+
+class Spectrogram(_STFTSettings):
     """torchaudio.transforms.Spectrogram: torch.stft of [..., T] to [..., n_fft // 2 + 1, frames]
     (``onesided=False``: n_fft bins), then, as torchaudio.functional.spectrogram does: ``normalized``
     True or "window" divides by the window's L2 norm, "frame_length" is torch.stft's normalization
@@ -110,34 +138,25 @@ class Spectrogram(nn.Module):
                  pad: int = 0, window_fn: Callable[..., torch.Tensor] = torch.hann_window,
                  power: float | None = 2.0, normalized: bool | str = False, wkwargs: dict | None = None,
                  center: bool = True, pad_mode: str | None = "reflect", onesided: bool = True):
-        super().__init__()
-        if normalized not in (True, False, "window", "frame_length"):
-            raise ValueError(f"normalized must be a bool, 'window' or 'frame_length', got {normalized!r}")
-        self.n_fft = n_fft
-        self.win_length = win_length if win_length is not None else n_fft
-        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
-        window = window_fn(self.win_length) if wkwargs is None else window_fn(self.win_length, **wkwargs)
-        self.register_buffer("window", window)  # as torchaudio: part of the state dict
-        self.pad, self.power, self.normalized = pad, power, normalized
-        self.center, self.pad_mode, self.onesided = center, pad_mode, onesided
+        super().__init__(n_fft, win_length, hop_length, pad, window_fn, normalized, wkwargs, center, onesided)
+        self.power, self.pad_mode = power, pad_mode
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if self.pad > 0:
             waveform = nn.functional.pad(waveform, (self.pad, self.pad), "constant")
         shape = waveform.shape
-        spec = torch.stft(waveform.reshape(-1, shape[-1]), n_fft=self.n_fft, hop_length=self.hop_length,
-                          win_length=self.win_length, window=self.window, center=self.center,
-                          pad_mode=self.pad_mode or "reflect", normalized=self.normalized == "frame_length",
-                          onesided=self.onesided, return_complex=True)
+        spec = torch.stft(waveform.reshape(-1, shape[-1]), pad_mode=self.pad_mode or "reflect",
+                          return_complex=True, **self._stft_options())
         spec = spec.reshape(shape[:-1] + spec.shape[-2:])
-        if self.normalized is True or self.normalized == "window":
-            spec = spec / self.window.pow(2.0).sum().sqrt()
+        norm = self._window_norm()
+        if norm is not None:
+            spec = spec / norm
         if self.power is None:
             return spec
         return spec.abs() if self.power == 1.0 else spec.abs().pow(self.power)
 
 
-class InverseSpectrogram(nn.Module):
+class InverseSpectrogram(_STFTSettings):
     """torchaudio.transforms.InverseSpectrogram (FunCodec's FreqCodec and STFT-domain models decode with
     it): a complex [..., n_fft // 2 + 1, frames] spectrum back to [..., T] by torch.istft, as
     torchaudio.functional.inverse_spectrogram does: ``normalized`` True or "window" multiplies by the
@@ -148,28 +167,18 @@ class InverseSpectrogram(nn.Module):
                  pad: int = 0, window_fn: Callable[..., torch.Tensor] = torch.hann_window,
                  normalized: bool | str = False, wkwargs: dict | None = None, center: bool = True,
                  pad_mode: str = "reflect", onesided: bool = True):
-        super().__init__()
-        if normalized not in (True, False, "window", "frame_length"):
-            raise ValueError(f"normalized must be a bool, 'window' or 'frame_length', got {normalized!r}")
-        self.n_fft = n_fft
-        self.win_length = win_length if win_length is not None else n_fft
-        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
-        window = window_fn(self.win_length) if wkwargs is None else window_fn(self.win_length, **wkwargs)
-        self.register_buffer("window", window)  # as torchaudio: part of the state dict
-        self.pad, self.normalized, self.center, self.onesided = pad, normalized, center, onesided
+        super().__init__(n_fft, win_length, hop_length, pad, window_fn, normalized, wkwargs, center, onesided)
 
     def forward(self, spectrogram: torch.Tensor, length: int | None = None) -> torch.Tensor:
         if not spectrogram.is_complex():
             raise ValueError("expected a complex spectrogram")
-        if self.normalized is True or self.normalized == "window":
-            spectrogram = spectrogram * self.window.pow(2.0).sum().sqrt()
+        norm = self._window_norm()
+        if norm is not None:
+            spectrogram = spectrogram * norm
         shape = spectrogram.shape
         total = length + 2 * self.pad if length is not None else None
-        wav = torch.istft(spectrogram.reshape(-1, shape[-2], shape[-1]), n_fft=self.n_fft,
-                          hop_length=self.hop_length, win_length=self.win_length, window=self.window,
-                          center=self.center, normalized=self.normalized == "frame_length",
-                          onesided=self.onesided, length=total,
-                          return_complex=False)
+        wav = torch.istft(spectrogram.reshape(-1, shape[-2], shape[-1]), length=total, return_complex=False,
+                          **self._stft_options())
         if self.pad > 0:
             wav = wav[:, self.pad:-self.pad]
         return wav.reshape(shape[:-2] + wav.shape[-1:])
