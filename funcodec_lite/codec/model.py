@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import torch
@@ -153,11 +152,6 @@ class Codec(CompressionModel):
     def n_q_for_bandwidth(self, kbps: float) -> int:
         """Codebooks that fit in ``kbps``: floor(kbps·1000 / (log2(codebook_size) · frame_rate))."""
         return self.quantizer.n_q_for_bandwidth(kbps, self.frame_rate)
-
-    def bandwidth(self, n_q: int | None = None) -> float:
-        """Bit rate in kbps of ``n_q`` codebooks (default ``num_codebooks``)."""
-        n_q = self.num_codebooks if n_q is None else n_q
-        return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000
 
     def streaming_encoder(self, n_q: int | None = None) -> StreamingEncoder:
         """A ``StreamingEncoder`` (causal time-domain models only; ValueError otherwise)."""
