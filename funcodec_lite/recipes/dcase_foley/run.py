@@ -18,6 +18,7 @@ from funcodec_lite.foley.data import FoleyFeatures, read_foley_data_dir
 from funcodec_lite.recipes.dcase_foley.codec_tokens import CodecTokensConfig
 from funcodec_lite.recipes.dcase_foley.config import FoleyRunConfig, settings_digest
 from funcodec_lite.utils.config import ConfigError
+from funcodec_lite.utils.torch_files import file_sha256
 from funcodec_lite.utils.weights import read_provenance
 
 
@@ -53,7 +54,7 @@ class OfficialVocoder:
     def key(self) -> str:
         """8 hex digits over the checkpoint's and its config's bytes."""
         files = [self.checkpoint, *([self.config] if self.config else [])]
-        return hashlib.sha256("".join(file_digest(f) for f in files).encode()).hexdigest()[:8]
+        return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest()[:8]
 
 
 @dataclass
@@ -133,7 +134,7 @@ class FoleyRun:
         the codec."""
         digest = hashlib.sha256()
         for clip in sorted(read_foley_data_dir(self.data / "train"), key=lambda c: c.utt_id):
-            digest.update(f"{clip.utt_id} {clip.class_name} {file_digest(clip.path)}\n".encode())
+            digest.update(f"{clip.utt_id} {clip.class_name} {file_sha256(clip.path)}\n".encode())
         return digest.hexdigest()
 
     @cached_property
@@ -211,12 +212,3 @@ def require_model(path: Path, stage: str) -> Path:
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"{path}: no model, run the {stage} stage first")
     return path
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
