@@ -45,7 +45,8 @@ def mel_to_hz(mels: torch.Tensor, mel_scale: str = "htk") -> torch.Tensor:
 
 
 def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int,
-                    norm: str | None = None, mel_scale: str = "htk") -> torch.Tensor:
+                    norm: str | None = None, mel_scale: str = "htk",
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Triangular mel filters over the bins of a one-sided spectrum.
 
     Filter ``m`` rises from mel point ``m`` to ``m + 1`` and falls to ``m + 2`` (``n_mels + 2`` points
@@ -54,12 +55,13 @@ def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int, sampl
     (equal area). A filter narrower than the bin spacing can be all zero; callers check.
 
     Returns:
-        torch.Tensor: float32 filter bank of shape [n_freqs, n_mels].
+        torch.Tensor: filter bank of shape [n_freqs, n_mels], computed in ``dtype`` (float32: torchaudio's
+        numbers; float64: librosa's, which computes in double precision).
     """
     if norm not in (None, "slaney"):
         raise ValueError(f'norm must be None or "slaney", got {norm!r}')
-    bins = torch.linspace(0, sample_rate // 2, n_freqs)
-    mels = torch.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale), n_mels + 2)
+    bins = torch.linspace(0, sample_rate // 2, n_freqs, dtype=dtype)
+    mels = torch.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale), n_mels + 2, dtype=dtype)
     points = mel_to_hz(mels, mel_scale)  # [n_mels + 2] Hz
     spacing = points[1:] - points[:-1]
     offsets = points[None, :] - bins[:, None]  # [n_freqs, n_mels + 2]

@@ -22,8 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import fft as sfft
 from scipy import optimize
+
+from funcodec_lite.audio.melscale import melscale_fbanks
 
 MFCC_STATS = ("mean", "std")
 FRAME_FEATURES = ("centroid_khz", "rolloff_khz", "log_flatness", "zcr", "level_db", "flux")
@@ -61,18 +64,6 @@ def feature_names(config: JudgeFeatureConfig | None = None) -> list[str]:
     return [f"{name}_{stat}" for stat in MFCC_STATS for name in frame] + list(CLIP_FEATURES)
 
 
-def htk_mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """Triangular filters on the HTK mel scale (2595 log10(1 + f / 700)) from 0 Hz to sample_rate / 2,
-    Slaney area norm (librosa's ``filters.mel(htk=True)``): [n_mels, n_fft // 2 + 1] float64."""
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    top = 2595.0 * np.log10(1.0 + sample_rate / 2.0 / 700.0)
-    edges = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)
-    width = np.diff(edges)
-    offset = edges[:, None] - bins[None, :]
-    rising, falling = -offset[:-2] / width[:-1, None], offset[2:] / width[1:, None]
-    return np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-
-
 def magnitude_frames(wav: np.ndarray, config: JudgeFeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """(|STFT| [n_fft // 2 + 1, N], time frames [N, n_fft]) of mono audio [T]: periodic Hann, centred with
     n_fft // 2 zeros on each side (librosa's ``stft(center=True, pad_mode="constant")``)."""
@@ -87,7 +78,10 @@ def magnitude_frames(wav: np.ndarray, config: JudgeFeatureConfig) -> tuple[np.nd
 def mfcc(magnitude: np.ndarray, config: JudgeFeatureConfig) -> np.ndarray:
     """MFCCs [n_mfcc, N] of a magnitude STFT [n_fft // 2 + 1, N] (librosa's ``feature.mfcc`` with
     ``htk=True``: power mel, 10 log10 with a 1e-10 floor, top_db below the maximum, orthonormal DCT-II)."""
-    mel = htk_mel_filters(config.sample_rate, config.n_fft, config.n_mels) @ magnitude**2
+    # librosa's filters.mel(htk=True): HTK scale, Slaney area norm, 0 Hz to sample_rate / 2
+    filters = melscale_fbanks(config.n_fft // 2 + 1, 0.0, config.sample_rate / 2.0, config.n_mels,
+                              config.sample_rate, norm="slaney", mel_scale="htk", dtype=torch.float64)
+    mel = filters.numpy().T @ magnitude**2
     db = 10.0 * np.log10(np.maximum(mel, 1e-10))
     db = np.maximum(db, db.max() - config.top_db)
     return sfft.dct(db, type=2, axis=0, norm="ortho")[: config.n_mfcc]
