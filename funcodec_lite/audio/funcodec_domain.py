@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from funcodec_lite.audio.spectral import STFT, STFTConfig
+
 FUNCODEC_DOMAINS = {"mag_phase": 3, "mag_angle": 2}  # domain -> feature channels
 _FLOOR = 1e-6
 
@@ -41,7 +43,7 @@ class FunCodecSpectralDomain(nn.Module):
         if domain not in FUNCODEC_DOMAINS:
             raise ValueError(f"unknown FunCodec domain {domain!r}; choose one of {sorted(FUNCODEC_DOMAINS)}")
         self.domain, self.n_fft, self.hop_length = domain, n_fft, hop_length
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.stft = STFT(STFTConfig(n_fft=n_fft, hop_length=hop_length))  # Hann, centred, reflect-padded
 
     @property
     def feature_channels(self) -> int:
@@ -56,9 +58,7 @@ class FunCodecSpectralDomain(nn.Module):
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise ValueError(f"FunCodec's frequency-domain models code mono audio [B, 1, T], got "
                              f"{tuple(wav.shape)}")
-        spec = torch.stft(wav[:, 0], self.n_fft, self.hop_length, self.n_fft, self.window.to(wav.dtype),
-                          center=True, pad_mode="reflect", normalized=False, onesided=True,
-                          return_complex=True)
+        spec = self.stft(wav[:, 0])
         mag = spec.abs()
         log_mag = torch.log(mag.clamp(min=_FLOOR))
         if self.domain == "mag_angle":
@@ -80,6 +80,5 @@ class FunCodecSpectralDomain(nn.Module):
             spec = torch.complex(torch.cos(angle) * mag, torch.sin(angle) * mag)
         else:
             spec = mag * torch.complex(out[:, 1], out[:, 2])
-        wav = torch.istft(spec, self.n_fft, self.hop_length, self.n_fft, self.window.to(mag.dtype),
-                          center=True, normalized=False, onesided=True, length=length)
+        wav = self.stft.inverse(spec, (spec.shape[-1] - 1) * self.hop_length if length is None else length)
         return wav.unsqueeze(1)
