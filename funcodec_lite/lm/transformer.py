@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from funcodec_lite.modules.rotary import apply_rotary, rope_frequencies
+
 
 @dataclass
 class TransformerConfig:
@@ -66,16 +68,6 @@ class KVCache:
         self.prefix = self.prefix.index_select(0, index) if self.prefix is not None else None
 
 
-def rotary(x: torch.Tensor, positions: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotates pairs of channels of x [B, H, S, Dh] by angles ``positions`` [B, S] x base^(-2i/Dh)."""
-    half = x.shape[-1] // 2
-    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions[:, None, :, None].float() * freqs  # [B, 1, S, half]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
 def attention_mask(query_positions: torch.Tensor, key_positions: torch.Tensor, key_mask: torch.Tensor | None,
                    causal: bool, prefix: torch.Tensor | None = None) -> torch.Tensor | None:
     """Boolean mask [B, 1, Sq, Sk] (True = may attend), or None when everything may attend everything.
@@ -118,7 +110,9 @@ class Attention(nn.Module):
         """x [B, S, D], positions [B, S], mask [B, 1, S, L + S] or None -> [B, S, D]."""
         b, s, d = x.shape
         q, k, v = self.qkv(x).view(b, s, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        q, k = rotary(q, positions, self.base), rotary(k, positions, self.base)
+        frequencies = rope_frequencies(d // self.n_heads, self.base, x.device)
+        angles = positions[:, None, :, None].float() * frequencies  # [B, 1, S, Dh / 2]
+        q, k = apply_rotary(q, angles), apply_rotary(k, angles)
         if cache is not None:
             if cache.keys[layer] is not None:
                 k = torch.cat([cache.keys[layer], k], dim=2)

@@ -6,11 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """Rotary helper: [..., D] with halves (a, b) → (−b, a)."""
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
+from funcodec_lite.modules.rotary import apply_rotary
 
 
 class WindowRotary(nn.Module):
@@ -29,17 +25,14 @@ class WindowRotary(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
 
     def angles(self, n: int) -> torch.Tensor:
-        """[n, D] angles: position × frequency, the D/2 frequencies written twice."""
+        """[n, D/2] angles: position × frequency."""
         positions = torch.arange(n, device=self.inv_freq.device).type_as(self.inv_freq)
-        freqs = positions[:, None] * self.inv_freq[None, :]
-        return torch.cat((freqs, freqs), dim=-1)
+        return positions[:, None] * self.inv_freq[None, :]
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotates queries and keys [..., n, D] by their position in the window."""
+        """Rotates queries and keys [..., n, D] by their position in the window (split-half pairs)."""
         angles = self.angles(k.shape[-2])
-        cos, sin = angles.cos(), angles.sin()
-        q_cos, q_sin = cos[-q.shape[-2]:], sin[-q.shape[-2]:]
-        return q * q_cos + rotate_half(q) * q_sin, k * cos + rotate_half(k) * sin
+        return apply_rotary(q, angles[-q.shape[-2]:]), apply_rotary(k, angles)
 
 
 class LocalMHA(nn.Module):

@@ -12,13 +12,13 @@ the concatenated chunk outputs equal the whole-signal output for any chunking.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from funcodec_lite.modules.rotary import apply_rotary, rope_frequencies
 from funcodec_lite.modules.streaming import StreamingModule
 
 
@@ -65,19 +65,10 @@ def apply_rope(q: torch.Tensor, k: torch.Tensor, offset: int,
     Returns:
         the rotated q and k, same shapes and dtype.
     """
-    batch, heads, length, dim = q.shape
-    half = torch.arange(dim // 2, device=q.device, dtype=torch.float32)
-    freqs = torch.exp(half * (-math.log(max_period) * 2 / dim))
-    times = (offset + torch.arange(length, device=q.device, dtype=torch.float32)).view(1, 1, -1, 1)
-    cos, sin = torch.cos(freqs * times), torch.sin(freqs * times)
-
-    def rotate(x: torch.Tensor) -> torch.Tensor:
-        pairs = x.view(*x.shape[:-1], dim // 2, 2)
-        real, imag = pairs[..., 0].float(), pairs[..., 1].float()
-        out = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
-        return out.to(x.dtype).view(x.shape)
-
-    return rotate(q), rotate(k)
+    length, dim = q.shape[-2:]
+    times = offset + torch.arange(length, device=q.device, dtype=torch.float32)
+    angles = times[:, None] * rope_frequencies(dim, max_period, q.device)
+    return apply_rotary(q, angles, interleaved=True), apply_rotary(k, angles, interleaved=True)
 
 
 class LayerScale(nn.Module):
