@@ -194,3 +194,71 @@ def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off():
                                         attention_dropout=0.0)).train()
     codes, labels = torch.randint(0, 8, (2, 4, 5)), torch.tensor([0, 1])
     torch.testing.assert_close(model(codes, labels), model.eval()(codes, labels))  # no dropout left at all
+
+
+def test_column_raster_is_the_row_model_on_transposed_maps():
+    """raster="column": the same weights as a row-raster model of the W x H map, run on transposed maps;
+    the causal order is time-major (column by column, top to bottom), every other call takes H x W maps."""
+    column = small_model(raster="column")
+    row = PixelSNAIL(small_config(height=W, width=H)).eval()
+    row.load_state_dict(column.state_dict())  # same parameter shapes: the class map is W x H in both
+    codes, labels = random_codes(3, 5), torch.tensor([2, 0, 1])
+    assert torch.equal(column.from_raster(column.to_raster(codes)), codes)  # an exact permutation
+    assert torch.equal(column.to_raster(codes), codes.transpose(1, 2))
+    with torch.no_grad():
+        logits = column(codes, labels)
+        assert logits.shape == (3, CODES, H, W)
+        assert torch.equal(logits, row(codes.transpose(1, 2), labels).transpose(2, 3))
+    # causality in the time-major order: changing the code at (i, j) moves the logits after it only
+    order = torch.arange(H * W).view(W, H).t()  # order[i, j]: when (i, j) is generated
+    with torch.no_grad():
+        for i, j in [(0, 0), (4, 3), (5, 6), (2, 9)]:
+            changed = codes.clone()
+            changed[:, i, j] = (changed[:, i, j] + 3) % CODES
+            moved = (column(changed, labels) - logits).abs().amax(dim=(0, 1)) > 0
+            assert not moved[order <= order[i, j]].any()  # nothing at or before it in time-major order
+            later = order > order[i, j]
+            assert moved[later].float().mean() > 0.8  # and most of what comes after
+            if i < H - 1:  # the next row of the same time step: the model's left neighbour
+                assert moved[i + 1, j]
+    # both samplers walk the same order and return H x W maps
+    naive = sample_naive(column, labels, torch.Generator().manual_seed(7))
+    fast = sample_incremental(column, labels, torch.Generator().manual_seed(7))
+    assert naive.shape == (3, H, W) and torch.equal(fast, naive)
+    torch.testing.assert_close(incremental_logits(column, naive, labels), column(naive, labels), atol=1e-5,
+                               rtol=1e-5)
+    with pytest.raises(ValueError):
+        PixelSNAILConfig(raster="diagonal")
+
+
+def test_label_dropout_trains_a_no_class_label_and_guidance_moves_samples_toward_the_class():
+    """label_dropout: in training a fraction of labels become the "no class" label n_classes (exactly that
+    label's eval-mode logits); guidance c + g (c - u) at sampling raises log p(x | class) - log p(x)."""
+    model = small_model(label_dropout=0.3, dropout=0.0)
+    null = model.config.n_classes
+    assert model.class_embed.num_embeddings == model.class_map.shape[0] == 4
+    codes, labels = random_codes(64, 8), torch.arange(64) % 3
+    torch.manual_seed(1)
+    with torch.no_grad():
+        trained = model.train()(codes, labels)
+        model.eval()
+        conditional, unconditional = model(codes, labels), model(codes, torch.full_like(labels, null))
+    as_class = (trained - conditional).abs().amax(dim=(1, 2, 3)) < 1e-6
+    as_null = (trained - unconditional).abs().amax(dim=(1, 2, 3)) < 1e-6
+    assert torch.equal(as_class, ~as_null)  # each example is one or the other
+    assert 0.15 < as_null.float().mean() < 0.45  # about label_dropout of them (19 of 64 here)
+
+    def class_gain(maps: torch.Tensor) -> float:
+        """mean over maps of log p(maps | class) - log p(maps | no class), nats per map."""
+        with torch.no_grad():
+            own = -F.cross_entropy(model(maps, labels[:12]), maps, reduction="none").sum((1, 2))
+            free = -F.cross_entropy(model(maps, torch.full((12,), null)), maps, reduction="none").sum((1, 2))
+        return float((own - free).mean())
+
+    plain = sample_incremental(model, labels[:12], torch.Generator().manual_seed(0))
+    guided = sample_incremental(model, labels[:12], torch.Generator().manual_seed(0), guidance=3.0)
+    naive = sample_naive(model, labels[:12], torch.Generator().manual_seed(0), guidance=3.0)
+    assert torch.equal(guided, naive)
+    assert class_gain(guided) > class_gain(plain) + 15.0  # 32.0 against 6.3 nats a map
+    with pytest.raises(ValueError, match="label_dropout"):
+        sample_incremental(small_model(), labels[:2], guidance=1.0)

@@ -43,7 +43,8 @@ class FoleyGeneratorConfig:
         parts: part name -> ``{"kind": model kind, **its config}``.
         sample_rate: Hz of the clips.
         num_samples: clip length (88,200: 4 s at 22,050 Hz, the challenge's).
-        sampling: the prior's sampling settings (``temperature``; the codec path's ``steps`` etc.).
+        sampling: the prior's sampling settings (``temperature``, ``guidance``; the codec path's ``steps``
+            etc.).
     """
 
     class_names: list[str] = field(default_factory=list)
@@ -159,8 +160,9 @@ class FoleyGenerator(nn.Module):
                       lap: Callable[[str], None]) -> torch.Tensor:
         prior, autoencoder = self.parts["prior"], self.parts["autoencoder"]
         temperature = float(self.config.sampling.get("temperature", 1.0))
+        guidance = float(self.config.sampling.get("guidance", 0.0))
         with one_thread():
-            maps = sample_incremental(prior, labels, generator, temperature)
+            maps = sample_incremental(prior, labels, generator, temperature, guidance)
         lap("sample")
         mels = autoencoder.decode_codes(maps).reshape(len(labels), autoencoder.config.n_mels,
                                                       autoencoder.config.n_frames)

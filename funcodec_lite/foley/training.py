@@ -55,7 +55,7 @@ class SingleModelTask(TrainTask):
         return {key: value.detach() for key, value in terms.items()}
 
     def export(self, engine: Engine, directory: Path) -> None:
-        save_model_dir(directory, engine.unwrap("model"),
+        save_model_dir(directory, engine.averaged("model"),
                        {**self.provenance, "steps": engine.step,
                         "train_minutes": round(engine.train_seconds / 60, 3)})
 
@@ -81,9 +81,11 @@ class VQVAETask(SingleModelTask):
 
 
 class PriorTask(SingleModelTask):
-    """The class-conditional PixelSNAIL: cross-entropy of code maps [N, H, W] given labels [N]."""
+    """The class-conditional PixelSNAIL: cross-entropy of code maps [N, H, W] given labels [N]; with
+    ``ema_decay`` > 0 its weight average is what is exported."""
 
     name = "prior"
+    ema_modules = ("model",)
 
     def __init__(self, config: PixelSNAILConfig, code_maps: torch.Tensor, labels: torch.Tensor,
                  loop: LoopConfig, provenance: dict | None = None) -> None:
@@ -156,7 +158,7 @@ def train_prior(config: PixelSNAILConfig, code_maps: torch.Tensor, labels: torch
     """Trains the class-conditional PixelSNAIL on code maps [N, H, W], labels [N]; saves ``exp_dir/model``."""
     engine = Engine(PriorTask(config, code_maps, labels, loop, provenance), loop, exp_dir)
     engine.fit(resume=resume)
-    return engine.unwrap("model").eval()
+    return engine.averaged("model").eval()
 
 
 @torch.no_grad()

@@ -11,6 +11,8 @@ from torch import nn
 
 from .pixelsnail_layers import CausalAttention, CausalConv2d, GatedResBlock, StepCache
 
+RASTERS = ("row", "column")
+
 
 @dataclass
 class PixelSNAILConfig:
@@ -40,6 +42,13 @@ class PixelSNAILConfig:
         shifted_stems: the baseline's stems, which shift their output (bias included) down one row /
             right one column: row 0 gets nothing from the stem above, column 0 nothing from the stem to
             the left, not even its bias. False: both biases everywhere (the toolkit's own priors).
+        raster: the order codes are generated in. ``row``: the baseline's, row by row (for a mel code
+            map, each frequency row across all of time); ``column``: column by column (each time step's H
+            rows together, time-major). A column-raster model runs on the transposed W x H map; its
+            ``forward`` still takes and returns H x W maps (`to_raster` / `from_raster`).
+        label_dropout: in training, the fraction of labels replaced by the "no class" label ``n_classes``
+            (which then has its own class embedding and map): the model also learns p(codes), for
+            classifier-free guidance at sampling (`funcodec_lite.lm.pixelsnail_sampling`). 0: no such label.
 
     The baseline's released prior is ``class_dim=0, class_map=True, shifted_stems=True``
     (`funcodec_lite.convert.dcase_baseline`): its class map is its ``embedNet`` evaluated per class.
@@ -63,14 +72,31 @@ class PixelSNAILConfig:
     class_dim: int = 256
     class_map: bool = True
     shifted_stems: bool = False
+    raster: str = "row"
+    label_dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        if self.raster not in RASTERS:
+            raise ValueError(f"raster must be one of {RASTERS}, got {self.raster!r}")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and at least 3, got {self.kernel_size}")
         if self.n_cond_res_block != 0:
             raise ValueError("n_cond_res_block must be 0: only class conditioning is supported")
         if self.attention and (self.channel // 2) % self.n_head:
             raise ValueError(f"channel // 2 = {self.channel // 2} is not a multiple of n_head={self.n_head}")
+
+
+    @property
+    def n_labels(self) -> int:
+        """Labels the model knows: the classes, and the "no class" label ``n_classes`` with label dropout."""
+        return self.n_classes + (self.label_dropout > 0)
+
+    @property
+    def raster_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the map the model runs on: (H, W), or (W, H) for the column raster."""
+        return (self.height, self.width) if self.raster == "row" else (self.width, self.height)
 
 
 class PriorLoss(NamedTuple):
@@ -138,7 +164,9 @@ class PixelBlock(nn.Module):
 
 
 class PixelSNAIL(nn.Module):
-    """Autoregressive prior p(codes | class) over H x W code maps in raster (row-major) order.
+    """Autoregressive prior p(codes | class) over H x W code maps in raster order (row-major, or column-major
+    with ``raster="column"``: then it runs on the transposed map, see `to_raster`; rows and columns below
+    are those of the map it runs on).
 
     The logits at position (i, j) depend only on the codes before it in raster order and on the class.
     Two stems start the causal stream: one reads the k // 2 rows above (columns j - k // 2 .. j + k // 2),
@@ -160,8 +188,9 @@ class PixelSNAIL(nn.Module):
         self.stem_above = CausalConv2d(config.n_codes, c, (k // 2, k), top=k // 2, left=k // 2)
         self.stem_left = CausalConv2d(config.n_codes, c, ((k + 1) // 2, k // 2), top=(k + 1) // 2 - 1,
                                       left=k // 2)
-        self.class_embed = nn.Embedding(config.n_classes, config.class_dim) if config.class_dim else None
-        self.class_map = (nn.Parameter(torch.zeros(config.n_classes, config.height, config.width))
+        self.class_embed = nn.Embedding(config.n_labels, config.class_dim) if config.class_dim else None
+        rows, cols = config.raster_shape
+        self.class_map = (nn.Parameter(torch.zeros(config.n_labels, rows, cols))
                           if config.class_map else None)
         self.blocks = nn.ModuleList(PixelBlock(config) for _ in range(config.n_block))
         self.out_blocks = nn.ModuleList(
@@ -169,31 +198,49 @@ class PixelSNAIL(nn.Module):
             for _ in range(config.n_out_res_block)
         )
         self.head = CausalConv2d(c, config.n_codes)
-        rows = (torch.arange(config.height) - config.height / 2) / config.height
-        cols = (torch.arange(config.width) - config.width / 2) / config.width
-        background = torch.stack([rows[:, None].expand(-1, config.width),
-                                  cols[None].expand(config.height, -1)])
+        row_pos = (torch.arange(rows) - rows / 2) / rows
+        col_pos = (torch.arange(cols) - cols / 2) / cols
+        background = torch.stack([row_pos[:, None].expand(-1, cols), col_pos[None].expand(rows, -1)])
         self.register_buffer("background", background[None], persistent=False)  # [1, 2, H, W]
+
+    def to_raster(self, maps: torch.Tensor) -> torch.Tensor:
+        """Maps [..., H, W] -> the map the model runs on, [..., rows, cols] (transposed for the column
+        raster); also from logits [B, n_codes, H, W]."""
+        return maps if self.config.raster == "row" else maps.transpose(-2, -1).contiguous()
+
+    def from_raster(self, maps: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_raster`: [..., rows, cols] -> [..., H, W]."""
+        return self.to_raster(maps)  # a transposition is its own inverse
 
     def forward(self, codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Logits of every position.
 
         Args:
-            codes: [B, h, W] long in [0, n_codes); h <= H rows from the top (the naive sampler passes the
-                rows decoded so far).
-            labels: [B] long class ids.
+            codes: [B, H, W] long in [0, n_codes) (row raster: also [B, h, W], the h <= H rows from the top).
+            labels: [B] long class ids (``n_classes``: no class, with ``label_dropout``); in training mode a
+                random ``label_dropout`` of them are replaced by ``n_classes``.
         Returns:
-            [B, n_codes, h, W].
+            [B, n_codes, H, W] (or h, W).
         """
+        if self.training and self.config.label_dropout > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
+            labels = labels.masked_fill(drop, self.config.n_classes)
+        return self.from_raster(self.raster_forward(self.to_raster(codes), labels))
+
+    def raster_forward(self, codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``forward`` on the model's own map: codes [B, r, cols] (r <= rows: the naive sampler passes the
+        rows decoded so far) -> logits [B, n_codes, r, cols]."""
         one_hot = F.one_hot(codes, self.config.n_codes).permute(0, 3, 1, 2)
         return self.forward_one_hot(one_hot.to(self.background.dtype), labels)
 
     def forward_one_hot(self, one_hot: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``forward`` from one-hot (or soft) codes [B, n_codes, h, W] -> logits [B, n_codes, h, W]."""
+        """``raster_forward`` from one-hot (or soft) codes [B, n_codes, r, cols] -> logits
+        [B, n_codes, r, cols]."""
         height, width = one_hot.shape[2:]
-        if width != self.config.width or height > self.config.height:
-            raise ValueError(f"a {height} x {width} code map does not fit the {self.config.height} x "
-                             f"{self.config.width} map of this model")
+        rows, cols = self.config.raster_shape
+        if width != cols or height > rows:
+            raise ValueError(f"a {height} x {width} code map does not fit the {rows} x {cols} map of this "
+                             f"model ({self.config.raster} raster)")
         above, left = self.stem_above(one_hot), self.stem_left(one_hot)
         if self.config.shifted_stems:  # row 0 / column 0 read only padding: no bias there either
             above = torch.cat([torch.zeros_like(above[:, :, :1]), above[:, :, 1:]], 2)
@@ -227,11 +274,11 @@ class PixelSNAIL(nn.Module):
         if self.training:
             raise RuntimeError("step-by-step evaluation needs eval mode (dropout off): call model.eval()")
         cfg = self.config
-        cache = StepCache(labels.shape[0], cfg.height, cfg.width, self.background.device,
-                          self.background.dtype)
+        rows, cols = cfg.raster_shape
+        cache = StepCache(labels.shape[0], rows, cols, self.background.device, self.background.dtype)
         # Both stems' outputs, accumulated as codes arrive (see ``feed``); output (i, j) at [i, j + k].
         k = cfg.kernel_size
-        stem = torch.zeros(cache.batch, cfg.height + k, cfg.width + 2 * k, cfg.channel, device=cache.device,
+        stem = torch.zeros(cache.batch, rows + k, cols + 2 * k, cfg.channel, device=cache.device,
                            dtype=cache.dtype)
         if cfg.shifted_stems:  # no bias of the stem above in row 0, none of the stem to the left in column 0
             stem[:, 1:] += self.stem_above.bias
@@ -246,7 +293,8 @@ class PixelSNAIL(nn.Module):
         return cache
 
     def step(self, cache: StepCache, i: int, j: int) -> torch.Tensor:
-        """Logits at (i, j), [B, n_codes], given that ``feed`` stored every code before (i, j)."""
+        """Logits at (i, j) of the model's own map (`to_raster`), [B, n_codes], given that ``feed`` stored
+        every code before (i, j) in its raster order."""
         class_vec = cache.memo[(self, "class_vec")]
         class_map = None if self.class_map is None else cache.memo[(self, "class_map")][:, i, j, None]
         background = self.background[0, :, i, j].expand(cache.batch, 2)

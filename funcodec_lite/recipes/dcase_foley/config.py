@@ -27,10 +27,12 @@ PRIOR_FIXED = ("height", "width", "n_codes", "n_classes")
 
 @dataclass
 class GenerateConfig:
-    """Stage 6: ``clips_per_class`` maps per class drawn with the incremental sampler, in batches."""
+    """Stage 6: ``clips_per_class`` maps per class drawn with the incremental sampler, in batches, at the
+    softmax ``temperature``, with classifier-free ``guidance`` (0: none; it needs ``prior.label_dropout``)."""
 
     clips_per_class: int = 100
     temperature: float = 1.0
+    guidance: float = 0.0
     batch_size: int = 50
     seed: int = 0
 

@@ -16,7 +16,8 @@ from funcodec_lite.vocoders.training import load_any_vocoder
 
 
 def build_generator(run: FoleyRun) -> FoleyGenerator:
-    """The run's trained parts as one `FoleyGenerator` (mel path: prior, autoencoder, vocoder).
+    """The run's trained parts as one `FoleyGenerator` (mel path: prior (`FoleyRun.prior_dir`: the best
+    held-out one when stage 4 kept one), autoencoder, vocoder).
 
     Raises:
         ValueError: the vocoder's hop or input bands differ from the mel front end's.
@@ -25,10 +26,11 @@ def build_generator(run: FoleyRun) -> FoleyGenerator:
     class_names = run.class_names
     vocoder = load_any_vocoder(run.vocoder_exp / "model")
     check_vocoder(mel_config, vocoder.hop_length, vocoder.config.num_mels, str(run.vocoder_exp))
-    parts = {"prior": load_model_dir(run.exp / "prior" / "model", PixelSNAIL.model_kind),
+    parts = {"prior": load_model_dir(run.prior_dir, PixelSNAIL.model_kind),
              "autoencoder": MelVQVAE.from_pretrained(run.exp / "vqvae" / "model"), "vocoder": vocoder}
     return FoleyGenerator.from_parts(class_names, "mel", parts, mel_config.sample_rate,
-                                     mel_config.num_samples, {"temperature": run.config.generate.temperature})
+                                     mel_config.num_samples, {"temperature": run.config.generate.temperature,
+                                      "guidance": run.config.generate.guidance})
 
 
 @torch.no_grad()

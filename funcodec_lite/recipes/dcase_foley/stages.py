@@ -129,6 +129,7 @@ def stage_prior(run: FoleyRun) -> None:
     valid_codes, valid_labels, _ = load_code_maps(run.exp / "codes" / "valid.npz")
     report = {
         "parameters": count_parameters(model),
+        "sampled_model": str(run.prior_dir),  # what stage 6 samples (`FoleyRun.prior_dir`)
         "valid": prior_nll(model, valid_codes, valid_labels),
         "train": prior_nll(model, codes[:256], labels[:256]),
     }
