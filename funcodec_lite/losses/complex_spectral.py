@@ -47,7 +47,7 @@ class CompressedComplexLoss(nn.Module):
                           center=True, pad_mode="constant", return_complex=True)
         power = spec.real.square() + spec.imag.square() + self.eps
         mag_c = power.pow(0.5 * self.compress)
-        scale = power.pow(0.5 * (self.compress - 1.0))
+        scale = mag_c / power.sqrt()  # |X|^(c-1): one power and a square root instead of two powers
         return torch.stack([spec.real * scale, spec.imag * scale], dim=1), mag_c
 
     def forward(self, wav: torch.Tensor, wav_hat: torch.Tensor) -> torch.Tensor:
