@@ -47,9 +47,13 @@ def test_stft_features_match_a_frame_by_frame_computation():
             torch.testing.assert_close(got, expected, atol=1e-9, rtol=1e-7)
 
 
+UPSAMPLED = {"dec_upsample": 2, "dec_up_blocks": 1, "dec_n_fft": 32}  # decoder hop 8, 4x overlap
+
+
+@pytest.mark.parametrize("model", [{}, UPSAMPLED], ids=["frame_rate", "upsampled"])
 @pytest.mark.parametrize("length", [1, 15, 16, 17, 100])
-def test_codec_round_trip_keeps_the_length_and_frame_count(length):
-    codec = Codec(_config()).eval()
+def test_codec_round_trip_keeps_the_length_and_frame_count(length, model):
+    codec = Codec(_config(**model)).eval()
     wav = torch.randn(2, 1, length) * 0.1
     codes = codec.encode(wav)
     assert codes.shape == (2, 4, -(-length // 16))
@@ -58,9 +62,10 @@ def test_codec_round_trip_keeps_the_length_and_frame_count(length):
     assert codec.frame_rate == 500
 
 
-def test_gradient_reaches_the_encoder_and_training_lowers_the_loss():
+@pytest.mark.parametrize("model", [{}, UPSAMPLED], ids=["frame_rate", "upsampled"])
+def test_gradient_reaches_the_encoder_and_training_lowers_the_loss(model):
     torch.manual_seed(0)
-    codec = Codec(_config())
+    codec = Codec(_config(**model))
     loss = CodecLoss(8000, LossWeights(time=1.0, freq=1.0, spectral="dac_mel", complex=1.0))
     optim = torch.optim.Adam(codec.parameters(), lr=3e-3)
     t = torch.arange(800) / 8000
@@ -92,6 +97,8 @@ def test_save_load_round_trip(tmp_path):
     ({"dec_n_fft": 17}, "dec_n_fft"),
     ({"causal": True}, "non-causal"),
     ({"kernel_size": 4}, "odd"),
+    ({"dec_upsample": 3}, "dec_upsample"),
+    ({"dec_upsample": 2, "dec_n_fft": 8}, "dec_n_fft"),
 ])
 def test_bad_configs_are_refused(model, message):
     with pytest.raises(ConfigError, match=message):
@@ -134,3 +141,18 @@ def test_codec_loss_adds_the_weighted_complex_term():
     assert "complex" not in plain.terms
     assert both.terms["complex"] == pytest.approx(float(CompressedComplexLoss()(wav, hat)), rel=1e-5)
     assert both.terms["total"] == pytest.approx(plain.terms["total"] + 2.0 * both.terms["complex"], rel=1e-5)
+
+
+def test_the_upsampling_decoder_runs_its_inverse_stft_at_the_finer_hop():
+    codec = Codec(_config(**UPSAMPLED)).eval()
+    decoder = codec.decoder
+    assert decoder.head.istft.hop_length == 8 and decoder.head.istft.n_fft == 32
+    assert len(decoder.up_blocks) == 1
+    latent = torch.randn(2, 8, 5)
+    features = decoder.upsample(torch.randn(2, 16, 5))
+    assert features.shape == (2, 16, 10)  # N frames -> 2N
+    assert decoder(latent).shape == (2, 1, 5 * 16)
+    # the default (no upsampling) has none of these modules: released state dicts are unchanged
+    plain = Codec(_config())
+    assert not any(".upsample." in k or ".up_blocks." in k for k in plain.state_dict())
+    assert plain.decoder.head.istft.hop_length == 16

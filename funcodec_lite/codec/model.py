@@ -85,7 +85,8 @@ class Codec(CompressionModel):
         elif config.arch == "vocos":
             self.encoder = VocosEncoder(model, config.channels)
             self.decoder = ISTFTDecoder(config.channels, decoder_dim, model.hop_length, model.dec_width,
-                                        model.dec_blocks, model.decoder_n_fft, model.kernel_size)
+                                        model.dec_blocks, model.decoder_n_fft, model.kernel_size,
+                                        upsample=model.dec_upsample, up_blocks=model.dec_up_blocks)
             self._samples_per_frame = model.hop_length
         else:
             expected = config.channels * self.transform.feature_channels

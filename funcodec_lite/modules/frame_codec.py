@@ -33,7 +33,10 @@ class VocosConfig:
             log|X|; 0.3 is the usual power-law compression of speech enhancement.
         enc_width, enc_blocks: channels and ConvNeXt blocks of the encoder.
         dec_width, dec_blocks: channels and ConvNeXt blocks of the decoder.
-        dec_n_fft: FFT size of the decoder's inverse STFT (hop = hop_length); None: 4 · hop_length.
+        dec_n_fft: FFT size of the decoder's inverse STFT (hop = hop_length / dec_upsample); None: 4 hops.
+        dec_upsample: 1, or an even factor by which the decoder raises the frame rate after its blocks
+            (a transposed conv, then ``dec_up_blocks`` ConvNeXt blocks at that rate) before the inverse STFT.
+        dec_up_blocks: ConvNeXt blocks at the raised rate (with ``dec_upsample`` > 1).
         kernel_size: depthwise kernel of the ConvNeXt blocks (odd).
         causal: must be False (the STFT windows and the blocks look ahead).
     """
@@ -48,6 +51,8 @@ class VocosConfig:
     dec_width: int = 384
     dec_blocks: int = 8
     dec_n_fft: int | None = None
+    dec_upsample: int = 1
+    dec_up_blocks: int = 2
     kernel_size: int = 7
     causal: bool = False
 
@@ -60,9 +65,13 @@ class VocosConfig:
         if self.enc_n_fft < stft_hop or (self.enc_n_fft - stft_hop) % 2:
             raise ValueError(f"enc_n_fft must be >= the STFT hop ({stft_hop}) and differ from it by an "
                              f"even number, got {self.enc_n_fft}")
-        n_fft = self.decoder_n_fft
-        if n_fft <= self.hop_length or (n_fft - self.hop_length) % 2:
-            raise ValueError(f"dec_n_fft must exceed hop_length ({self.hop_length}) by an even number, "
+        if self.dec_upsample < 1 or (self.dec_upsample > 1 and (self.dec_upsample % 2
+                                                               or self.hop_length % self.dec_upsample)):
+            raise ValueError(f"dec_upsample must be 1 or an even divisor of hop_length ({self.hop_length}), "
+                             f"got {self.dec_upsample}")
+        n_fft, hop = self.decoder_n_fft, self.decoder_hop
+        if n_fft <= hop or (n_fft - hop) % 2:
+            raise ValueError(f"dec_n_fft must exceed the decoder's hop ({hop}) by an even number, "
                              f"got {n_fft}")
         if min(self.enc_width, self.enc_blocks, self.dec_width, self.dec_blocks, self.dimension) < 1:
             raise ValueError("widths, block counts and dimension must be >= 1")
@@ -72,8 +81,13 @@ class VocosConfig:
             raise ValueError(f"compress must be in (0, 1], got {self.compress}")
 
     @property
+    def decoder_hop(self) -> int:
+        """Samples per frame of the decoder's inverse STFT."""
+        return self.hop_length // self.dec_upsample
+
+    @property
     def decoder_n_fft(self) -> int:
-        return 4 * self.hop_length if self.dec_n_fft is None else self.dec_n_fft
+        return 4 * self.decoder_hop if self.dec_n_fft is None else self.dec_n_fft
 
     @property
     def stft_hop(self) -> int:

@@ -131,25 +131,44 @@ class ISTFTDecoder(nn.Module):
         n_fft: FFT size of the inverse STFT.
         kernel_size: kernel of the input conv and of the depthwise convs.
         final_activation: optional ``torch.nn`` activation name applied to the waveform.
+        upsample: 1, or an even factor: after the blocks a transposed conv raises the frame rate by it,
+            ``up_blocks`` more ConvNeXt blocks run at that rate, and the inverse STFT's hop is
+            hop_length / upsample (shorter frames: harmonics that glide stay coherent within a window).
+        up_blocks: ConvNeXt blocks at the raised rate (with ``upsample`` > 1).
 
     Shapes: input [B, D, N], output [B, C, N * hop_length].
     """
 
     def __init__(self, channels: int, input_dim: int, hop_length: int, width: int, n_blocks: int, n_fft: int,
-                 kernel_size: int = 7, final_activation: str | None = None) -> None:
+                 kernel_size: int = 7, final_activation: str | None = None, upsample: int = 1,
+                 up_blocks: int = 0) -> None:
         super().__init__()
+        if upsample < 1 or (upsample > 1 and (upsample % 2 or hop_length % upsample)):
+            raise ValueError(f"upsample must be 1 or an even divisor of hop_length {hop_length}, "
+                             f"got {upsample}")
         self.hop_length = hop_length
         self.embed = nn.Conv1d(input_dim, width, kernel_size, padding=kernel_size // 2)
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(width, layer_scale=1 / n_blocks, kernel_size=kernel_size)
                                     for _ in range(n_blocks))
+        if upsample > 1:
+            # kernel 2u, stride u, padding u / 2: N frames -> exactly N * u
+            self.upsample = nn.ConvTranspose1d(width, width, 2 * upsample, stride=upsample,
+                                               padding=upsample // 2)
+            self.up_blocks = nn.ModuleList(
+                ConvNeXtBlock(width, layer_scale=1 / max(up_blocks, 1), kernel_size=kernel_size)
+                for _ in range(up_blocks))
         self.final_norm = nn.LayerNorm(width, eps=1e-6)
-        self.head = ISTFTHead(width, channels, n_fft, hop_length)
+        self.head = ISTFTHead(width, channels, n_fft, hop_length // upsample)
         self.activation = getattr(nn, final_activation)() if final_activation else nn.Identity()
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
+        if hasattr(self, "upsample"):
+            x = self.upsample(x)
+            for block in self.up_blocks:
+                x = block(x)
         x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
         return self.activation(self.head(x))
