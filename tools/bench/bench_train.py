@@ -116,7 +116,7 @@ def throughput(names: list[str], steps: int, extra: list[str] | None = None) -> 
     overrides = ["schedule.disc_start_step=1000000000", "data.num_workers=0", "schedule.mixed_precision=no",
                  *(extra or [])]
     with tempfile.TemporaryDirectory() as tmp:
-        data = make_data_dir(Path(tmp) / "data", 16000)
+        data = make_data_dir(Path(tmp) / "data", 16000, count=32)  # batches up to 32
         runs = []
         for index, spec in enumerate(names):
             # ``name`` or ``name:key=value;key=value`` (a config with its own overrides)
