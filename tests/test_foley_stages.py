@@ -23,6 +23,8 @@ from funcodec_lite.foley.data import (
 )
 from funcodec_lite.recipes.dcase_foley import generation
 from funcodec_lite.recipes.dcase_foley.command import main
+from funcodec_lite.recipes.dcase_foley.run import FoleyRun
+from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 
 RATE = 22050
 MICRO = {
@@ -165,6 +167,26 @@ def test_generated_clips_take_rate_and_length_from_the_mel_front_end(recipe, mon
         assert len(clips) == 2
         info = sf.info(clips[0])
         assert (info.samplerate, info.frames, info.subtype) == (16000, 88_000, "PCM_16")
+
+
+def test_stage_6_samples_the_prior_that_prior_dir_picks(recipe, tmp_path):
+    """One place decides which prior is sampled: `FoleyRun.prior_dir` (``prior/best`` when a run kept one)."""
+    shutil.copytree(recipe / "exp" / "micro", tmp_path / "micro")
+    vocoder = next((recipe / "exp").glob("vocoder_tiny_*"))
+    run = FoleyRun(config_path=recipe / "micro.yaml", exp=tmp_path / "micro", data=recipe / "data",
+                   features=recipe / "features", vocoder_override=vocoder)
+    last = load_model_dir(run.prior_dir)
+    assert run.prior_dir == tmp_path / "micro" / "prior" / "model"
+    with torch.no_grad():
+        for p in last.parameters():
+            p.add_(0.5)
+    save_model_dir(tmp_path / "micro" / "prior" / "best", last, {"steps": 1})
+    assert run.prior_dir == tmp_path / "micro" / "prior" / "best"
+    sampled = generation.build_generator(run).parts["prior"].state_dict()
+    for name, value in last.state_dict().items():
+        assert torch.equal(sampled[name], value)
+    report = json.loads((recipe / "exp" / "micro" / "prior" / "valid.json").read_text())
+    assert report["sampled_model"].endswith("prior/model")  # stage 4 names what stage 6 samples
 
 
 def test_generation_refuses_a_vocoder_with_another_hop(recipe, monkeypatch, tmp_path, capsys):
