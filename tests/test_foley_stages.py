@@ -23,7 +23,9 @@ from funcodec_lite.foley.data import (
 )
 from funcodec_lite.recipes.dcase_foley import generation
 from funcodec_lite.recipes.dcase_foley.command import main
+from funcodec_lite.recipes.dcase_foley.config import FoleyRunConfig
 from funcodec_lite.recipes.dcase_foley.run import FoleyRun
+from funcodec_lite.utils.config import ConfigError
 from funcodec_lite.utils.weights import load_model_dir, save_model_dir
 
 RATE = 22050
@@ -287,3 +289,17 @@ def test_every_vocoder_kind_trains_in_the_recipe(recipe, tmp_path, capsys, kind)
         clip = sorted((tmp_path / kind / "generated" / "dog_bark").glob("*.wav"))[0]
         audio, rate = sf.read(clip)
         assert rate == 22050 and len(audio) == 88_200 and np.isfinite(audio).all()
+
+
+def test_guidance_needs_a_prior_with_label_dropout_and_the_mel_path():
+    conf = Path(__file__).resolve().parents[1] / "egs" / "dcase_foley" / "conf"
+    shipped = FoleyRunConfig.from_yaml(conf / "tiny_vq.yaml")
+    prior, guidance = shipped.prior, shipped.generate.guidance
+    assert (prior.raster, prior.label_dropout, guidance) == ("column", 0.1, 3.0)
+    with pytest.raises(ConfigError, match="label_dropout"):
+        FoleyRunConfig.from_dict({"generate": {"guidance": 2.0}})
+    guided = FoleyRunConfig.from_dict({"prior": {"label_dropout": 0.2}, "generate": {"guidance": 2.0}})
+    assert guided.prior_config(7).n_labels == 8  # the seven classes and "no class"
+    codec = yaml.safe_load((conf / "tiny_codec.yaml").read_text())
+    with pytest.raises(ConfigError, match="codec_tokens"):
+        FoleyRunConfig.from_dict({**codec, "generate": {**codec["generate"], "guidance": 1.0}})

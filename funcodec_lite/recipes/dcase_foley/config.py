@@ -159,6 +159,14 @@ class FoleyRunConfig:
             codec_tokens=CodecTokensConfig.from_dict(tokens) if tokens is not None else None,
         )
 
+    def __post_init__(self) -> None:
+        if self.generate.guidance and self.codec_tokens is not None:
+            raise ConfigError("generate.guidance is the PixelSNAIL prior's; a codec_tokens run samples with "
+                              "its own sampling section")
+        if self.generate.guidance and self.codec_tokens is None and not self.prior.label_dropout:
+            raise ConfigError(f"generate.guidance {self.generate.guidance} needs a prior trained with "
+                              "prior.label_dropout > 0 (it samples the no-class label)")
+
     def prior_config(self, n_classes: int) -> PixelSNAILConfig:
         """The prior's settings for the data's ``n_classes`` classes."""
         return dataclasses.replace(self.prior, n_classes=n_classes)
