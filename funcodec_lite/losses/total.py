@@ -11,6 +11,7 @@ from torch import nn
 
 from funcodec_lite.losses.adversarial import DISCRIMINATOR_LOSSES, GENERATOR_LOSSES, feature_matching_loss
 from funcodec_lite.losses.complex_spectral import CompressedComplexLoss
+from funcodec_lite.losses.phase_derivative import PhaseDerivativeLoss
 from funcodec_lite.losses.reconstruction import SPECTRAL_LOSSES, time_l1_loss
 
 # per sub-discriminator: (logits, feature maps), as returned by funcodec_lite.discriminators
@@ -32,6 +33,7 @@ class LossWeights:
             weighs it 15).
         complex: λ_c, the phase-aware compressed complex spectral loss (`CompressedComplexLoss`;
             0 = off).
+        phase: λ_p, the instantaneous-frequency and group-delay loss (`PhaseDerivativeLoss`; 0 = off).
     """
 
     time: float = 1.0
@@ -41,6 +43,7 @@ class LossWeights:
     commit: float = 1.0
     spectral: str = "funcodec"
     complex: float = 0.0
+    phase: float = 0.0
 
     def __post_init__(self) -> None:
         if self.spectral not in SPECTRAL_LOSSES:
@@ -92,6 +95,7 @@ class CodecLoss(nn.Module):
         self.relative_features = relative_features
         self.spectral = spectral or SPECTRAL_LOSSES[self.weights.spectral](sample_rate)
         self.complex = CompressedComplexLoss() if self.weights.complex else None
+        self.phase = PhaseDerivativeLoss() if self.weights.phase else None
 
     def forward(
         self,
@@ -112,8 +116,8 @@ class CodecLoss(nn.Module):
             fake_outputs: discriminator outputs for `wav_hat`; needed for both adversarial terms.
 
         Returns:
-            LossOutput: weighted total and the terms "time", "freq", "complex", "adv", "feat", "commit",
-            "total".
+            LossOutput: weighted total and the terms "time", "freq", "complex", "phase", "adv", "feat",
+            "commit", "total".
         """
         w = self.weights
         parts: dict[str, tuple[float, torch.Tensor]] = {}
@@ -123,6 +127,8 @@ class CodecLoss(nn.Module):
             parts["freq"] = (w.freq, self.spectral(wav, wav_hat))
         if self.complex is not None:
             parts["complex"] = (w.complex, self.complex(wav, wav_hat))
+        if self.phase is not None:
+            parts["phase"] = (w.phase, self.phase(wav, wav_hat))
         if fake_outputs is not None and w.adv:
             parts["adv"] = (w.adv, GENERATOR_LOSSES[self.gan]([logits for logits, _ in fake_outputs]))
         if fake_outputs is not None and real_outputs is not None and w.feat:
