@@ -151,13 +151,12 @@ class ISTFTDecoder(nn.Module):
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.blocks = nn.ModuleList(ConvNeXtBlock(width, layer_scale=1 / n_blocks, kernel_size=kernel_size)
                                     for _ in range(n_blocks))
-        if upsample > 1:
-            # kernel 2u, stride u, padding u / 2: N frames -> exactly N * u
-            self.upsample = nn.ConvTranspose1d(width, width, 2 * upsample, stride=upsample,
-                                               padding=upsample // 2)
-            self.up_blocks = nn.ModuleList(
-                ConvNeXtBlock(width, layer_scale=1 / max(up_blocks, 1), kernel_size=kernel_size)
-                for _ in range(up_blocks))
+        # kernel 2u, stride u, padding u / 2: N frames -> exactly N * u (none, and no blocks, when u = 1)
+        self.upsample = (nn.ConvTranspose1d(width, width, 2 * upsample, stride=upsample,
+                                            padding=upsample // 2) if upsample > 1 else None)
+        self.up_blocks = nn.ModuleList(
+            ConvNeXtBlock(width, layer_scale=1 / max(up_blocks, 1), kernel_size=kernel_size)
+            for _ in range(up_blocks if upsample > 1 else 0))
         self.final_norm = nn.LayerNorm(width, eps=1e-6)
         self.head = ISTFTHead(width, channels, n_fft, hop_length // upsample)
         self.activation = getattr(nn, final_activation)() if final_activation else nn.Identity()
@@ -166,9 +165,9 @@ class ISTFTDecoder(nn.Module):
         x = self.norm(self.embed(latent).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
-        if hasattr(self, "upsample"):
+        if self.upsample is not None:
             x = self.upsample(x)
-            for block in self.up_blocks:
-                x = block(x)
+        for block in self.up_blocks:
+            x = block(x)
         x = self.final_norm(x.transpose(1, 2)).transpose(1, 2)
         return self.activation(self.head(x))
