@@ -110,6 +110,14 @@ def _foley_report(root: Path) -> Path:
               "classifier_accuracy_reconstructed": {"DogBark": 0.75, "Rain": 1.0},
               "embedding": "test embedding", "reference": "eval", "classes_matched": 1,
               "classifier_accuracy_generated_mean": 0.375, "fad_average": 4.15}
+    levels = {"lufs_median": -24.0, "lufs_p25": -26.0, "lufs_p75": -22.0, "peak_db_median": -5.0,
+              "peak_db_p25": -6.0, "peak_db_p75": -4.0}
+    report["waveform_judge"] = {
+        "accuracy_real_heldout": 0.99, "accuracy_generated": {"DogBark": 0.25, "Rain": 1.0},
+        "accuracy_generated_mean": 0.625,
+        "heard_as": {"DogBark": {"Rain": 3, "DogBark": 1}, "Rain": {"Rain": 4}},
+        "fad": {"DogBark": 7.5, "Rain": 2.5}, "fad_average": 5.0, "classes_matched": 1,
+        "levels": {n: {"real": levels, "generated": levels} for n in names}}
     plot_scores(root / "plots" / "scores.png", report, names, "synthetic run")
     write_report_html(root / "report.html", "synthetic run", report, names, examples)
     return root / "report.html"
@@ -135,6 +143,9 @@ def test_foley_report_loads_every_clip_and_image(browser, tmp_path):
     assert sorted(i[0] for i in images) == sorted([f"plots/{f}.png" for f in folders] + ["plots/scores.png"])
     for src, complete, width, height in images:
         assert complete and width > 0 and height > 0, src
+    text = browser.find_element("tag name", "body").text
+    assert "waveform judge accuracy 0.25 (heard as Rain 3, DogBark 1)" in text
+    assert "waveform judge accuracy 1.00 (heard as Rain 4)" in text
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -42,6 +42,16 @@ def test_real_clips_as_generated_and_ten_db_quieter():
     held_out = np.mean([report["accuracy_generated"][n] * 4 for n in names]) / 4
     assert held_out == pytest.approx(report["accuracy_real_heldout"])
     assert max(report["fad"].values()) < 1e-3 and report["classes_matched"] == len(names)
+    for name in names:  # what the judge heard each class as: its own class for the right share, 4 in all
+        heard = report["heard_as"][name]
+        assert sum(heard.values()) == 4 and list(heard.values()) == sorted(heard.values(), reverse=True)
+        assert heard.get(name, 0) == round(4 * report["accuracy_generated"][name])
+    swapped = judge_report(train, train_labels, reference, labels,
+                           {names[0]: as_generated[names[1]], **{n: as_generated[n] for n in names[1:]}}, SR)
+    assert swapped["accuracy_generated"][names[0]] == 0.0
+    assert swapped["heard_as"][names[0]] == report["heard_as"][names[1]]
+    table = {line.split(" | ")[0][2:]: line.split(" | ") for line in judge_table(swapped, names)}
+    assert table[names[0]][2] == ", ".join(f"{n} {c}" for n, c in swapped["heard_as"][names[0]].items())
     for name in names:
         levels = report["levels"][name]
         assert levels["generated"] == pytest.approx(levels["real"], abs=1e-9)
@@ -55,6 +65,6 @@ def test_real_clips_as_generated_and_ten_db_quieter():
         shift = levels["generated"]["lufs_median"] - levels["real"]["lufs_median"]
         assert shift == pytest.approx(-10, abs=0.5)  # -9.7 to -10: the -70 LUFS gate drops quiet blocks
         assert levels["generated"]["peak_db_median"] - levels["real"]["peak_db_median"] == pytest.approx(-10)
-        assert rows[name][6] == f"{shift:+.1f}"
+        assert rows[name][7] == f"{shift:+.1f}"
         assert float(rows[name][1]) == pytest.approx(quiet["accuracy_generated"][name], abs=5e-3)
     assert min(quiet["fad"].values()) > 1.0 > max(report["fad"].values())  # its FAD hears the level

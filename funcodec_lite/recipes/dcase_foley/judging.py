@@ -49,6 +49,7 @@ def judge_report(train_wavs: torch.Tensor, train_labels: torch.Tensor, reference
     labels = reference_labels.numpy()
     per_class = {name: judge.accuracy(fake[name], np.full(len(fake[name]), i))
                  for i, name in enumerate(names)}
+    heard_as = {name: heard_as_counts(judge.predict(fake[name]), names) for name in names}
     matrix = fad_matrix({name: judge.embed(reference[labels == i]) for i, name in enumerate(names)},
                         {name: judge.embed(fake[name]) for name in names})
     matched = matrix.matched_is_nearest()
@@ -57,6 +58,7 @@ def judge_report(train_wavs: torch.Tensor, train_labels: torch.Tensor, reference
         "accuracy_real_heldout": judge.accuracy(reference, labels),
         "accuracy_generated": per_class,
         "accuracy_generated_mean": float(np.mean(list(per_class.values()))),
+        "heard_as": heard_as,
         "fad": {name: matrix.get(name, name) for name in names},
         "fad_average": float(np.mean([matrix.get(name, name) for name in names])),
         "matched_is_nearest": matched,
@@ -67,15 +69,24 @@ def judge_report(train_wavs: torch.Tensor, train_labels: torch.Tensor, reference
     }
 
 
+def heard_as_counts(predictions: np.ndarray, names: list[str]) -> dict[str, int]:
+    """How many clips the judge assigned to each class (class indices [G] -> ``{name: count}``), most
+    frequent first, classes it never chose left out."""
+    counts = np.bincount(predictions, minlength=len(names))
+    return {names[k]: int(counts[k]) for k in np.argsort(-counts, kind="stable") if counts[k]}
+
+
 def judge_table(judge: dict, names: list[str]) -> list[str]:
-    """Markdown lines: per class the judge's accuracy and FAD, then loudness and peak generated vs real."""
+    """Markdown lines: per class the judge's accuracy, what it heard the clips as (reports from before
+    it recorded that leave the column empty), its FAD, then loudness and peak generated vs real."""
     lines = [
         f"Independent judge ({judge['features']}): accuracy on real held-out clips "
         f"{judge['accuracy_real_heldout']:.2f}; levels: median [25th-75th percentile].",
         "",
-        "| class | judge accuracy | judge FAD | nearest is own (judge) | loudness generated (LUFS) "
-        "| loudness real (LUFS) | Δ median (dB) | peak generated (dBFS) | peak real (dBFS) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| class | judge accuracy | heard as | judge FAD | nearest is own (judge) "
+        "| loudness generated (LUFS) | loudness real (LUFS) | Δ median (dB) | peak generated (dBFS) "
+        "| peak real (dBFS) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def spread(stats: dict, key: str) -> str:
@@ -84,10 +95,16 @@ def judge_table(judge: dict, names: list[str]) -> list[str]:
     for name in names:
         gen, real = judge["levels"][name]["generated"], judge["levels"][name]["real"]
         lines.append(
-            f"| {name} | {judge['accuracy_generated'][name]:.2f} | {judge['fad'][name]:.2f} "
+            f"| {name} | {judge['accuracy_generated'][name]:.2f} | {heard_as_text(judge, name)} "
+            f"| {judge['fad'][name]:.2f} "
             f"| {'yes' if judge['matched_is_nearest'][name] else 'no'} | {spread(gen, 'lufs')} "
             f"| {spread(real, 'lufs')} | {gen['lufs_median'] - real['lufs_median']:+.1f} "
             f"| {spread(gen, 'peak_db')} | {spread(real, 'peak_db')} |")
-    lines.append(f"| **average** | {judge['accuracy_generated_mean']:.2f} | {judge['fad_average']:.2f} "
+    lines.append(f"| **average** | {judge['accuracy_generated_mean']:.2f} | | {judge['fad_average']:.2f} "
                  f"| {judge['classes_matched']}/{len(names)} | | | | | |")
     return lines
+
+
+def heard_as_text(judge: dict, name: str) -> str:
+    """'DogBark 84, Keyboard 16': the judge's verdicts on one class's generated clips."""
+    return ", ".join(f"{other} {count}" for other, count in judge.get("heard_as", {}).get(name, {}).items())

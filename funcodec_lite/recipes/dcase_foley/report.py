@@ -20,6 +20,7 @@ from funcodec_lite.audio.io import load_audio
 from funcodec_lite.audio.mel_frontend import FoleyMel, hz_to_mel_slaney, mel_to_hz_slaney, recipe_front_end
 from funcodec_lite.foley.data import output_folder, read_foley_data_dir
 from funcodec_lite.recipes.dcase_foley.evaluation import generated_files
+from funcodec_lite.recipes.dcase_foley.judging import heard_as_text
 from funcodec_lite.recipes.dcase_foley.run import FoleyRun
 from funcodec_lite.utils.atomic import atomic_path
 
@@ -174,7 +175,9 @@ def write_report_html(path: Path, title: str, report: dict, names: list[str],
             figures += f" · noise floor {floor['generated']:.1f} dBFS (real {floor['real']:.1f})"
         if judge:
             gen, real = judge["levels"][name]["generated"], judge["levels"][name]["real"]
-            figures += (f" · waveform judge accuracy {judge['accuracy_generated'][name]:.2f}, its FAD "
+            heard = heard_as_text(judge, name)
+            figures += (f" · waveform judge accuracy {judge['accuracy_generated'][name]:.2f}"
+                        f"{f' (heard as {heard})' if heard else ''}, its FAD "
                         f"{judge['fad'][name]:.2f} · loudness {gen['lufs_median']:.1f} LUFS "
                         f"(real {real['lufs_median']:.1f}), peak {gen['peak_db_median']:.1f} dBFS "
                         f"(real {real['peak_db_median']:.1f})")
