@@ -75,7 +75,8 @@ def test_config_parses_the_recipe_configs_and_the_tiny_one():
         assert (config.prior.kind, type(config.sampling).__name__) == (kind, sampler)
         assert config.codec.codec.sample_rate == RATE and config.n_q == 4
         shared = yaml.safe_load((CONF / "tiny_vq.yaml").read_text())
-        shared["generate"].pop("guidance", None)  # the PixelSNAIL prior's; token priors sample by their own
+        for key in ("guidance", "temperature"):  # the PixelSNAIL prior's; token priors sample by their own
+            shared["generate"].pop(key, None)
         assert (raw["classifier"], raw["generate"]) == (shared["classifier"], shared["generate"])
     config = CodecTokensConfig.from_dict(TINY)
     assert config.fixed(7) == {"n_q": 2, "card": CARD, "n_classes": 7}
