@@ -47,9 +47,9 @@ def judge_report(train_wavs: torch.Tensor, train_labels: torch.Tensor, reference
     reference = batch_features(reference_wavs.double().numpy(), config)
     fake = {name: batch_features(wavs.double().numpy(), config) for name, wavs in generated.items()}
     labels = reference_labels.numpy()
-    per_class = {name: judge.accuracy(fake[name], np.full(len(fake[name]), i))
-                 for i, name in enumerate(names)}
-    heard_as = {name: heard_as_counts(judge.predict(fake[name]), names) for name in names}
+    verdicts = {name: judge.predict(fake[name]) for name in names}
+    per_class = {name: float(np.mean(verdicts[name] == i)) for i, name in enumerate(names)}
+    heard_as = {name: heard_as_counts(verdicts[name], names) for name in names}
     matrix = fad_matrix({name: judge.embed(reference[labels == i]) for i, name in enumerate(names)},
                         {name: judge.embed(fake[name]) for name in names})
     matched = matrix.matched_is_nearest()
